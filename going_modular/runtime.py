@@ -13,6 +13,16 @@ def get_device(preference: str = "auto") -> torch.device:
 
     "auto" picks CUDA when a GPU is visible and the CPU otherwise. Asking for "cuda"
     on a machine without one is an error rather than a silent fall-back to the CPU.
+
+    Args:
+        preference: one of DEVICE_CHOICES.
+
+    Returns:
+        The device to hand to `tensor.to(...)` and `model.to(...)`.
+
+    Raises:
+        ValueError: `preference` is not one of DEVICE_CHOICES.
+        RuntimeError: "cuda" was asked for, but PyTorch sees no GPU.
     """
     if preference not in DEVICE_CHOICES:
         raise ValueError(
@@ -31,14 +41,25 @@ def get_device(preference: str = "auto") -> torch.device:
 
 
 def set_seeds(seed: int = 42) -> None:
-    """Seed Python's, NumPy's and PyTorch's random number generators (CPU and every GPU)."""
+    """Seed Python's, NumPy's and PyTorch's random number generators (CPU and every GPU).
+
+    Args:
+        seed: the seed; the same seed gives the same random numbers on the same machine.
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def seeded_generator(seed: int = 42) -> torch.Generator:
-    """A generator to hand to a DataLoader, so its shuffling repeats run after run."""
+    """A generator to hand to a DataLoader, so its shuffling repeats run after run.
+
+    Args:
+        seed: the seed for this generator alone (the global generators are left alone).
+
+    Returns:
+        A CPU `torch.Generator` seeded with `seed`.
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
