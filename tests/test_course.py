@@ -95,3 +95,14 @@ def test_runner_executes_in_notebook_folder_and_names_failing_cell(tmp_path, mon
     assert results[0].peak_mib > 10, "the kernel's memory was not sampled"
     out = capsys.readouterr().out
     assert "FAILED 01_bad.ipynb" in out and "peak MiB" in out
+
+
+def test_course_and_package_import_from_any_folder(tmp_path):
+    """The editable install must expose real packages, not empty namespace packages."""
+    import subprocess
+    import sys
+
+    code = "import course, going_modular.runtime; print(course.setup.__name__, going_modular.runtime.get_device('cpu'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["setup", "cpu"]
