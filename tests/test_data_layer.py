@@ -5,14 +5,9 @@ import gzip
 import hashlib
 import io
 import json
-import shutil
 import socket
-import ssl
 import struct
-import subprocess
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -45,58 +40,13 @@ def small_food(monkeypatch):
     monkeypatch.setattr(food, "DEFAULT_SIZE", 64)
 
 
-class Handler(BaseHTTPRequestHandler):
-    routes: dict = {}
-
-    def do_GET(self):
-        body = self.routes.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def https_server(tmp_path_factory):
-    """(base_url, cert_file): an HTTPS server on 127.0.0.1 with a self-signed certificate."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("the openssl command is needed to make a test certificate: install it (apt-get install openssl)")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{httpd.server_address[1]}", folder / "cert.pem"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
-
-
 @pytest.fixture
-def trusted(https_server, monkeypatch):
+def trusted(https_server, routes, monkeypatch):
     """Routes of the loopback server; its certificate is trusted through SSL_CERT_FILE, the way
     course.data's default SSL context (the system's trust store) would trust a real server."""
-    base, cert = https_server
+    base, cert, _ = https_server
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    Handler.routes = {}
-    yield base, Handler.routes
-    Handler.routes = {}
+    return base, routes
 
 
 # ----------------------------------------------------------------------------- digits (offline)

@@ -3,13 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import socket
-import ssl
-import subprocess
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,66 +26,11 @@ SLIP_ZIP = make_zip({"train/ok.txt": b"fine", "../../evil.txt": b"gotcha"})
 ABSOLUTE_ZIP = make_zip({"train/ok.txt": b"fine", "/tmp/evil.txt": b"gotcha"})
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Serves `routes[path] = (status, headers, body, bytes_actually_sent)`."""
-
-    routes: dict = {}
-
-    def do_GET(self):
-        route = self.routes.get(self.path)
-        if route is None:
-            self.send_error(404, "Not Found")
-            return
-        status, headers, body, sent = route
-        self.send_response(status)
-        for key, value in {"Content-Length": str(len(body)), **headers}.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body[:sent])
-        self.wfile.flush()
-        self.close_connection = True
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> Path:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command-line tool."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("the openssl command is needed to make a test certificate: install it (apt-get install openssl)")
-    folder = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    return folder
-
-
-@pytest.fixture(scope="module")
-def server(certificate):
-    """(base_url, client_ssl_context) of an HTTPS server running in a background thread."""
-    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_context.load_cert_chain(certificate / "cert.pem", certificate / "key.pem")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    client_context = ssl.create_default_context(cafile=str(certificate / "cert.pem"))
-    yield f"https://127.0.0.1:{httpd.server_address[1]}", client_context
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
-
-
 @pytest.fixture
-def routes():
-    Handler.routes = {}
-    yield Handler.routes
-    Handler.routes = {}
+def server(https_server):
+    """(base_url, client_ssl_context) of the loopback HTTPS server from conftest.py."""
+    base, _, context = https_server
+    return base, context
 
 
 def serve(routes, path, body, content_type="application/zip", status=200, sent=None, headers=None):
