@@ -70,6 +70,20 @@ def test_cache_augments_every_read(food_dirs):
     assert len(crops) > 1  # augmentation is redrawn each time, not cached
 
 
+def test_cache_batches_only_deterministic_transforms(food_dirs):
+    train_dir, _ = food_dirs
+    plain = TensorCacheDataset(train_dir, TRANSFORM)
+    assert plain.batchable
+    batch = plain.__getitems__([0, 4, 8])
+    assert all(torch.equal(image, plain[i][0]) and label == plain[i][1] for (image, label), i in zip(batch, [0, 4, 8]))
+    flip = TensorCacheDataset(train_dir, transforms.Compose(
+        [transforms.Resize((16, 16)), transforms.RandomHorizontalFlip(p=0.5), transforms.ToTensor()]))
+    assert not flip.batchable
+    torch.manual_seed(0)
+    views = {tuple(image.flatten().tolist()) for image, _ in flip.__getitems__([0] * 16)}
+    assert len(views) == 2  # each item of one batch draws its own flip
+
+
 def test_corrupt_image_is_named_when_caching(food_dirs):
     train_dir, test_dir = food_dirs
     (train_dir / "pizza" / "broken.jpg").write_bytes(b"not a jpeg")
