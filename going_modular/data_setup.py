@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
 from torchvision import datasets, transforms
 from torchvision.transforms import v2
 from torchvision.transforms.functional import pil_to_tensor
@@ -100,6 +100,28 @@ class TensorCacheDataset(Dataset):
         return list(zip(batch.unbind(0), (self.targets[i] for i in indices)))
 
 
+class EpochShuffleSampler(Sampler[int]):
+    """A new shuffle every epoch, drawn from (seed, epoch) alone.
+
+    `engine.train` calls `set_epoch(epoch)` before each epoch, as DistributedSampler expects,
+    so epoch 6 of a run resumed after epoch 5 sees the same order as epoch 6 of a run that never
+    stopped, and a notebook run matches a command-line run with the same seed.
+    """
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 def create_dataloaders(
     train_dir: str | Path,
     test_dir: str | Path,
@@ -123,7 +145,8 @@ def create_dataloaders(
         num_workers: Worker processes per DataLoader (0 loads in the main process).
         test_transform: Transform for test images; defaults to `transform`.
         pin_memory: Page-locked batches for faster copies to a GPU; None means "only when CUDA is available".
-        seed: Seed for the shuffling order; None leaves it to PyTorch's global generator.
+        seed: Seed for the shuffling order (an `EpochShuffleSampler`: each epoch's order depends on
+            the seed and the epoch number only); None leaves it to PyTorch's global generator.
         cache: Decode every image once and keep it in memory (`TensorCacheDataset`), so that
             JPEG decoding is not repeated every epoch. For small datasets.
         distributed: Split the data between the processes of an initialized process group
@@ -158,6 +181,8 @@ def create_dataloaders(
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         train_sampler = DistributedSampler(train_data, shuffle=True, seed=seed or 0)
         test_data = Subset(test_data, range(rank, len(test_data), world))  # disjoint shards, no padding
+    elif seed is not None:
+        train_sampler = EpochShuffleSampler(len(train_data), seed)
 
     loader_args = dict(
         batch_size=batch_size,
@@ -169,7 +194,7 @@ def create_dataloaders(
         train_data,
         shuffle=train_sampler is None,
         sampler=train_sampler,
-        generator=None if seed is None or train_sampler else seeded_generator(seed),
+        generator=None if seed is None else seeded_generator(seed),  # seeds the workers' random streams
         **loader_args,
     )
     test_dataloader = DataLoader(test_data, shuffle=False, **loader_args)

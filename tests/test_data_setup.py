@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchvision import transforms
 
-from going_modular.data_setup import TensorCacheDataset, create_dataloaders
+from going_modular.data_setup import EpochShuffleSampler, TensorCacheDataset, create_dataloaders
 
 TRANSFORM = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
 
@@ -130,3 +130,17 @@ def test_train_and_test_classes_must_match(tmp_path, food_dirs, make_folder):
 def test_distributed_needs_a_process_group(food_dirs):
     with pytest.raises(RuntimeError, match="init_process_group"):
         create_dataloaders(*food_dirs, TRANSFORM, 4, 0, distributed=True)
+
+
+def test_seeded_shuffle_depends_on_seed_and_epoch_only(food_dirs):
+    train_dataloader = create_dataloaders(*food_dirs, TRANSFORM, 4, 0, seed=7)[0]
+    sampler = train_dataloader.sampler
+    assert isinstance(sampler, EpochShuffleSampler)
+    first = list(sampler)
+    assert sorted(first) == list(range(9))
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert second != first  # a new order every epoch
+    fresh = create_dataloaders(*food_dirs, TRANSFORM, 4, 0, seed=7)[0].sampler
+    fresh.set_epoch(1)
+    assert list(fresh) == second  # a fresh loader (a resumed run) repeats epoch 1's order

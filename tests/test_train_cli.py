@@ -111,6 +111,18 @@ def test_resume_continues_to_the_total_epochs(data, tmp_path, capsys):
     assert "has trained 2 epochs already; raise --epochs to train more" in capsys.readouterr().out
 
 
+def test_resumed_run_repeats_an_uninterrupted_one(data, tmp_path):
+    common = [*map(str, data_flags(data))]
+    whole, halves = str(tmp_path / "whole.pth"), str(tmp_path / "halves.pth")
+    assert train.main([*common, "--output", whole, "--epochs", "3"]) == 0
+    assert train.main([*common, "--output", halves, "--epochs", "1"]) == 0
+    assert train.main([*common, "--output", halves, "--epochs", "3", "--resume"]) == 0
+    a, b = utils.load_checkpoint(whole), utils.load_checkpoint(halves)
+    assert a.model.history == b.model.history  # same shuffles, same optimizer state, same metrics
+    for name, tensor in a.model.state_dict().items():
+        assert torch.equal(tensor, b.model.state_dict()[name]), name
+
+
 def test_interrupted_run_keeps_the_last_finished_epoch(data, tmp_path, monkeypatch, capsys):
     output = tmp_path / "run.pth"
     real_test_step = engine.test_step
