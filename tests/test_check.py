@@ -48,7 +48,7 @@ def test_each_failure_names_the_problem_and_the_hint(call, message):
 
 
 def test_other_errors_become_a_failed_check_with_the_hint():
-    with pytest.raises(ExerciseCheckFailed, match=r"raised TypeError: .*Hint: section 5"):
+    with pytest.raises(ExerciseCheckFailed, match=r"(?s)raised TypeError: .*Hint: section 5"):
         with check("Exercise 4", hint="section 5"):
             len(5)
 
