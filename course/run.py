@@ -8,17 +8,23 @@ directory, and writes executed copies to an output folder; the sources are never
 It ends with a table (notebook, status, seconds, peak memory) and exits 1 if any lesson failed,
 naming the failing cell.
 
-`refresh` re-executes notebooks in place on the CPU in the default offline profile, which is
-how the committed outputs that nbval compares against are made.
+`refresh` re-executes notebooks in place, which is how the committed outputs that nbval
+compares against are made. The kernel runs as a learner's own default run would: no COURSE_*
+variable is set (the parameters cell's DEVICE = "auto", DATA = "offline", SEED = 42 are what the
+stored setup output reports), and GPUs are hidden (CUDA_VISIBLE_DEVICES="") so "auto" resolves
+to the CPU. Exercise notebooks are executed with errors allowed, because their unanswered check
+cells raise on purpose; a lesson or solution notebook that raises is left untouched and fails.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,14 +158,44 @@ def print_summary(results: list[Result], output: Path) -> None:
             print(f"FAILED {r.notebook}: {r.detail}")
 
 
+PARAMETER_VARIABLES = ("COURSE_DEVICE", "COURSE_DATA", "COURSE_SEED")
+
+
+def refresh_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The kernel environment for `refresh`: a learner's default run, with GPUs hidden.
+
+    The COURSE_* parameter variables are removed, so `course.setup` reports every value as
+    coming "from parameters cell", as it does for a learner who sets nothing. The default
+    DEVICE = "auto" is pinned to the CPU by hiding every GPU (CUDA_VISIBLE_DEVICES=""), so
+    the stored outputs are CPU outputs even on a machine that has a GPU.
+    """
+    env = {key: value for key, value in base.items() if key not in PARAMETER_VARIABLES}
+    env["CUDA_VISIBLE_DEVICES"] = ""
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    return env
+
+
+def is_exercise(notebook: Path) -> bool:
+    """Exercise notebooks live in notebooks/exercises/ and raise on purpose when unanswered."""
+    return notebook.parent.name == "exercises"
+
+
 def refresh(notebooks: list[Path]) -> int:
-    """Re-execute notebooks in place (CPU, offline profile) to refresh their stored outputs."""
+    """Re-execute notebooks in place to refresh their stored outputs (see the module docstring).
+
+    Args:
+        notebooks: the notebooks to execute. Exercise notebooks (see `is_exercise`) run with
+            errors allowed; any other notebook that raises is left exactly as it was.
+
+    Returns:
+        0 if every notebook was refreshed, 1 if any failed.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    set_kernel_environment("cpu", "offline")
-    os.environ.pop("COURSE_SEED", None)
+    env = refresh_environment(os.environ)
     failures = 0
     for notebook in notebooks:
         start = time.perf_counter()
@@ -169,19 +205,23 @@ def refresh(notebooks: list[Path]) -> int:
             timeout=900,
             kernel_name="python3",
             record_timing=False,
+            allow_errors=is_exercise(notebook),
             resources={"metadata": {"path": str(notebook.parent)}},
         )
+        where = notebook.relative_to(REPO_ROOT) if notebook.is_relative_to(REPO_ROOT) else notebook
         try:
-            client.execute()
+            client.execute(env=env)
         except CellExecutionError as error:
             failures += 1
-            print(f"FAILED {notebook.relative_to(REPO_ROOT)}: {str(error).strip().splitlines()[-1]}")
+            last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(error).strip().splitlines()[-1])  # no ANSI colours
+            print(f"FAILED {where}: {last_line}")
             continue  # the source notebook is left exactly as it was
         handle, tmp = tempfile.mkstemp(suffix=".ipynb", dir=notebook.parent)
         os.close(handle)
         nbformat.write(nb, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a notebook is readable like any other file
         os.replace(tmp, notebook)
-        print(f"refreshed {notebook.relative_to(REPO_ROOT)} in {time.perf_counter() - start:.1f}s")
+        print(f"refreshed {where} in {time.perf_counter() - start:.1f}s", flush=True)
     return 1 if failures else 0
 
 
@@ -194,7 +234,8 @@ def all_notebooks(only: str | None) -> list[Path]:
     return lesson_notebooks(only) + extra
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The `python -m course` parser: one subparser per command (add new ones here)."""
     parser = argparse.ArgumentParser(
         prog="python -m course",
         description="Run the course's notebooks headlessly.",
@@ -209,21 +250,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data", choices=DATA_CHOICES, default="offline",
                      help="offline: embedded stand-ins; real: original datasets and weights")
     run.add_argument("--output", type=Path, default=REPO_ROOT / "executed", help="folder for executed copies")
+    run.set_defaults(handler=command_run)
 
-    ref = sub.add_parser("refresh", help="maintainers: re-execute notebooks in place (CPU, offline)",
+    ref = sub.add_parser("refresh", help="maintainers: re-execute notebooks in place (default run, CPU)",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ref.add_argument("--only", help="comma-separated lesson numbers, e.g. 00,03")
     ref.add_argument("--all", action="store_true", help="also exercises and solutions")
+    ref.set_defaults(handler=command_refresh)
 
-    sub.add_parser("sync", help="check that going_modular matches the notebooks' %%%%writefile cells")
+    sync = sub.add_parser("sync", help="check that going_modular matches the notebooks' %%%%writefile cells")
+    sync.set_defaults(handler=command_sync)
+    return parser
 
-    args = parser.parse_args(argv)
-    if args.command == "sync":
-        from course.sync import main as sync_main
-        return sync_main()
-    if args.command == "refresh":
-        return refresh(all_notebooks(args.only) if args.all else lesson_notebooks(args.only))
 
+def command_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     notebooks = lesson_notebooks(args.only)
     if not notebooks:
         parser.error(f"no lesson notebooks found in {NOTEBOOKS}")
@@ -233,6 +273,21 @@ def main(argv: list[str] | None = None) -> int:
     results = run_lessons(notebooks, args.device, args.data, output)
     print_summary(results, output)
     return 0 if all(r.status == "ok" for r in results) else 1
+
+
+def command_refresh(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return refresh(all_notebooks(args.only) if args.all else lesson_notebooks(args.only))
+
+
+def command_sync(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from course.sync import main as sync_main
+    return sync_main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.handler(args, parser)
 
 
 if __name__ == "__main__":

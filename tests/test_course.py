@@ -106,3 +106,66 @@ def test_course_and_package_import_from_any_folder(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["setup", "cpu"]
+
+
+def outputs_text(cell: dict) -> str:
+    """The stream text of a stored cell (nbformat stores it as a string or a list of lines)."""
+    text = [out["text"] for out in cell.get("outputs", []) if out["output_type"] == "stream"]
+    return "".join("".join(t) if isinstance(t, list) else t for t in text)
+
+
+def test_refresh_stores_a_learners_default_run(tmp_path, monkeypatch, capsys):
+    """COURSE_* set in the maintainer's shell must not reach the kernel; "auto" must land on the CPU."""
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    monkeypatch.setenv("COURSE_DATA", "real")
+    monkeypatch.setenv("COURSE_SEED", "7")
+    monkeypatch.setattr(runner, "REPO_ROOT", tmp_path)
+    lesson = notebook(tmp_path / "00_setup.ipynb", 'DEVICE = "auto"\nDATA = "offline"\nSEED = 42',
+                      "import course\nrun = course.setup(device=DEVICE, data=DATA, seed=SEED)",
+                      "import os, torch\nprint('cuda visible:', torch.cuda.is_available(), "
+                      "repr(os.environ.get('CUDA_VISIBLE_DEVICES')))")
+    assert runner.refresh([lesson]) == 0
+    cells = json.loads(lesson.read_text())["cells"]
+    setup_out = outputs_text(cells[1])
+    assert "device: cpu (CPU; 'auto' from parameters cell)" in setup_out
+    assert "data:   offline (from parameters cell)" in setup_out
+    assert "seed:   42 (from parameters cell)" in setup_out
+    assert "COURSE_" not in setup_out
+    assert outputs_text(cells[2]).strip() == "cuda visible: False ''"
+    assert "refreshed 00_setup.ipynb" in capsys.readouterr().out
+
+
+def test_refresh_allows_errors_only_in_exercise_notebooks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "REPO_ROOT", tmp_path)
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "solutions").mkdir()
+    cells = ("SEED = 42", "raise ValueError('not answered yet')", "print('later cells still run')")
+    exercise = notebook(tmp_path / "exercises" / "00_x_exercises.ipynb", *cells)
+    solution = notebook(tmp_path / "solutions" / "00_x_solutions.ipynb", *cells)
+    lesson = notebook(tmp_path / "00_x.ipynb", *cells)
+    before = {p: p.read_bytes() for p in (solution, lesson)}
+
+    assert runner.refresh([exercise, solution, lesson]) == 1
+    stored = json.loads(exercise.read_text())["cells"]
+    assert stored[1]["outputs"][0]["output_type"] == "error"
+    assert stored[1]["outputs"][0]["evalue"] == "not answered yet"
+    assert outputs_text(stored[2]).strip() == "later cells still run"
+    for path, content in before.items():
+        assert path.read_bytes() == content, f"{path.name} raised, so it must be left exactly as it was"
+    out = capsys.readouterr().out
+    assert "refreshed exercises/00_x_exercises.ipynb" in out
+    assert "FAILED solutions/00_x_solutions.ipynb" in out and "FAILED 00_x.ipynb" in out
+
+
+def test_refresh_environment_drops_parameters_and_hides_gpus():
+    env = runner.refresh_environment({"COURSE_DEVICE": "cuda", "COURSE_DATA": "real", "COURSE_SEED": "1",
+                                      "CUDA_VISIBLE_DEVICES": "0", "PATH": "/bin"})
+    assert not any(key in env for key in runner.PARAMETER_VARIABLES)
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and env["PATH"] == "/bin"
+
+
+def test_main_dispatches_each_command(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runner, "refresh", lambda notebooks: calls.append([p.name for p in notebooks]) or 0)
+    assert runner.main(["refresh", "--only", "00"]) == 0
+    assert calls == [["00_pytorch_fundamentals.ipynb"]]
