@@ -1,0 +1,89 @@
+"""The weights layer: the offline Lite stand-ins are real ImageNet models (an oracle on real photos),
+shaped like torchvision's, and named for what they are."""
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from course.weights import WeightsNotAvailable, get_weights, hub_checkpoint
+
+
+def _top5(weights, model, array):
+    x = weights.transforms()(Image.fromarray(array).convert("RGB")).unsqueeze(0)
+    with torch.inference_mode():
+        probs = model(x).softmax(dim=1)[0]
+    return [weights.meta["categories"][i] for i in probs.topk(5).indices]
+
+
+@pytest.fixture(scope="module", params=["efficientnet_b0", "efficientnet_b2"])
+def lite(request, tmp_path_factory):
+    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))  # an empty cache: the offline path
+    weights = get_weights(request.param, data="offline", verbose=False)
+    return weights, weights.build()
+
+
+def test_lite_is_named_as_lite_not_b(lite):
+    weights, _ = lite
+    assert weights.real is False
+    assert weights.name in ("EfficientNet-Lite0", "EfficientNet-Lite2")
+    assert "-pytorch-model package" in weights.source and "stand-in for EfficientNet-B" in weights.source
+    assert "B0" not in weights.name and "B2" not in weights.name
+
+
+def test_lite_has_torchvision_layout_and_the_published_size(lite):
+    weights, model = lite
+    assert len(model.features) == 9  # stem, 7 stages, head: as torchvision's efficientnet_b0().features
+    assert model.classifier[1].in_features == 1280 and model.classifier[1].out_features == 1000
+    assert sum(p.numel() for p in model.parameters()) == weights.meta["num_params"]
+    assert len(weights.meta["categories"]) == 1000 and weights.meta["categories"][285] == "Egyptian cat"
+    assert not model.training
+
+
+@pytest.mark.parametrize("photo, expected", [
+    ("chelsea", {"tabby", "tiger cat", "Egyptian cat"}),
+    ("coffee", {"espresso", "cup"}),
+])
+def test_oracle_the_offline_weights_recognise_real_photos(lite, photo, expected):
+    weights, model = lite
+    top5 = _top5(weights, model, getattr(skimage.data, photo)())
+    assert top5[0] in expected, f"{weights.name} saw {photo} as {top5}"
+
+
+def test_lite_normalisation_is_tensorflows(lite):
+    weights, _ = lite
+    preset = weights.transforms()
+    assert list(preset.mean) == [0.5, 0.5, 0.5] and list(preset.std) == [0.5, 0.5, 0.5]
+
+
+def test_bad_arch_and_data_are_refused():
+    with pytest.raises(ValueError, match=r"arch='resnet50' is not one of efficientnet_b0"):
+        get_weights("resnet50")
+    with pytest.raises(ValueError, match=r"data='online' is not one of offline, real"):
+        get_weights("efficientnet_b0", data="online")
+
+
+def test_real_without_network_is_an_error_not_a_stand_in(tmp_path, monkeypatch):
+    torch.hub.set_dir(str(tmp_path))
+    import torchvision.models as tvm
+
+    def no_network(self, *args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict", no_network)
+    with pytest.raises(WeightsNotAvailable, match=r"DATA='real' asked for torchvision's .*network unreachable.*course fetch"):
+        get_weights("efficientnet_b0", data="real")
+
+
+def test_a_cached_torchvision_file_wins(tmp_path, capsys):
+    torch.hub.set_dir(str(tmp_path))
+    import torchvision.models as tvm
+
+    real = tvm.efficientnet_b0()  # random weights stand in for the downloaded file
+    target = hub_checkpoint(tvm.EfficientNet_B0_Weights.DEFAULT.url)
+    target.parent.mkdir(parents=True)
+    torch.save(real.state_dict(), target)
+    weights = get_weights("efficientnet_b0", data="offline")
+    assert weights.real and weights.name == "EfficientNet-B0"
+    assert "from the torch hub cache" in capsys.readouterr().out
+    built = weights.build()
+    assert torch.equal(built.classifier[1].weight, real.classifier[1].weight)
