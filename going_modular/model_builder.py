@@ -59,11 +59,17 @@ class TinyVGG(CourseModel):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, S, S) -> feature maps (B, hidden, s, s): the part transfer learning keeps."""
-        if x.ndim != 4 or x.shape[-2:] != (self.image_size, self.image_size):
+        size = self.image_size
+        if x.ndim == 3:  # the most common shape mistake: one image (C, H, W), not a batch of images
+            resize = "" if x.shape[-2:] == (size, size) else f", and resize it to {size}x{size}"
             raise ValueError(
-                f"Input shape {tuple(x.shape)} doesn't match the model's (batch, channels, "
-                f"{self.image_size}, {self.image_size}). Add a batch dimension with x.unsqueeze(0), "
-                f"resize to {self.image_size}x{self.image_size}, or build TinyVGG(..., image_size={x.shape[-1]})."
+                f"Input shape {tuple(x.shape)} is missing the batch dimension: the model takes a batch "
+                f"(batch, channels, {size}, {size}). For one image, add it with x.unsqueeze(0){resize}."
+            )
+        if x.ndim != 4 or x.shape[-2:] != (size, size):
+            raise ValueError(
+                f"Input shape {tuple(x.shape)} doesn't match the model's (batch, channels, {size}, {size}): "
+                f"resize to {size}x{size}, or build TinyVGG(..., image_size={x.shape[-1]})."
             )
         x = self.conv_block_1(x)  # (B, hidden, 30, 30) for 64x64 inputs
         return self.conv_block_2(x)  # (B, hidden, 13, 13)

@@ -22,6 +22,13 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it, so set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file beside `path`, then rename: `path` is never half-written."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +38,7 @@ def _atomic_save(obj: Any, path: Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would: 0644 with the usual umask (mkstemp gives 0600)
         os.replace(tmp, path)
     except BaseException:  # also Ctrl-C: leave the old file and no temporary behind
         Path(tmp).unlink(missing_ok=True)

@@ -67,3 +67,15 @@ def test_registry_builds_models_by_name():
     assert isinstance(model, TinyVGG) and model.image_size == 32
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 5)
     assert model.conv_block_1[0].in_channels == 3 and model.conv_block_1[0].out_channels == 6
+
+
+def test_missing_batch_dimension_is_named():
+    model = TinyVGG(3, 4, 3)  # image_size=64
+    with pytest.raises(ValueError, match=r"Input shape \(3, 64, 64\) is missing the batch dimension.*"
+                                         r"add it with x\.unsqueeze\(0\)\.$") as info:
+        model(torch.rand(3, 64, 64))
+    assert "resize" not in str(info.value) and "image_size=" not in str(info.value)  # the size is already right
+    with pytest.raises(ValueError, match=r"\(3, 32, 32\) is missing the batch dimension.*unsqueeze\(0\), "
+                                         r"and resize it to 64x64"):
+        model(torch.rand(3, 32, 32))
+    assert model(torch.rand(3, 64, 64).unsqueeze(0)).shape == (1, 3)  # the fix the message names works

@@ -1,4 +1,5 @@
 """Unit tests for going_modular/predictions.py and the `python -m going_modular.predict` CLI."""
+import re
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from torchvision import transforms  # noqa: E402
 from going_modular import predict  # noqa: E402
 from going_modular.model_builder import tinyvgg  # noqa: E402
 from going_modular.predictions import pred_and_plot_image, predict_image  # noqa: E402
-from going_modular.utils import save_checkpoint  # noqa: E402
+from going_modular.utils import save_checkpoint, save_model  # noqa: E402
 
 CLASSES = ["pizza", "steak", "sushi"]
 
@@ -105,3 +106,64 @@ def test_predict_cli_errors(model, image_file, tmp_path, capsys):
         predict.main(["--checkpoint", str(tmp_path / "none.pth"), str(image_file)])
     assert exit_info.value.code == 2
     assert "none.pth: no such file; train one with python -m going_modular.train" in capsys.readouterr().err
+
+
+def test_predict_cli_takes_bare_weights_with_the_model_flags(model, image_file, tmp_path, capsys):
+    weights = save_model(model, tmp_path, "weights.pth")  # a bare state_dict, as lessons 01-05 save models
+    capsys.readouterr()
+    flags = ["--model", "tinyvgg", "--class-names", "pizza, steak,sushi", "--hidden-units", "4", "--image-size", "16"]
+    assert predict.main(["--checkpoint", str(weights), "--device", "cpu", *flags, str(image_file)]) == 0
+    label, prob = expected_prediction(model, image_file)
+    assert capsys.readouterr().out.splitlines() == [f"{image_file}: {label} ({prob:.3f})"]
+
+
+def test_predict_cli_bare_weights_defaults_match_save_time(tmp_path, image_file, capsys):
+    torch.manual_seed(1)
+    default = tinyvgg(3)  # hidden_units=10, image_size=64: the lesson's and train.py's defaults
+    weights = save_model(default, tmp_path, "default.pth")
+    capsys.readouterr()
+    assert predict.main(["--checkpoint", str(weights), "--model", "tinyvgg", "--class-names", "pizza,steak,sushi",
+                         str(image_file)]) == 0
+    label, prob = predict_image(default, image_file, CLASSES)
+    assert capsys.readouterr().out.strip() == f"{image_file}: {label} ({prob:.3f})"
+
+
+@pytest.mark.parametrize("flags, message", [
+    ([], r"holds bare weights \(a state_dict, as utils.save_model writes\).*name them, e.g. --model tinyvgg "
+         r"--class-names pizza,steak,sushi"),
+    (["--model", "tinyvgg"], r"holds bare weights.*--class-names"),
+    (["--class-names", "pizza,steak,sushi"], r"holds bare weights.*--model tinyvgg"),
+    (["--model", "tinyvgg", "--class-names", "pizza,steak", "--hidden-units", "4", "--image-size", "16"],
+     r"is a model with 3 outputs, but --class-names names 2 classes"),
+    (["--model", "tinyvgg", "--class-names", "pizza,steak,sushi", "--image-size", "16"],
+     r"does not fit --model tinyvgg --hidden-units 10 --image-size 16: conv_block_1.0.weight is \(4, 3, 3, 3\) "
+     r"in the file and \(10, 3, 3, 3\) in the model; pass the values the model was built with"),
+    (["--model", "tinyvgg", "--class-names", "pizza,,sushi"], r"give each class once"),
+    (["--model", "resnet"], r"argument --model: invalid choice: 'resnet'"),
+])
+def test_predict_cli_bare_weights_errors(model, image_file, tmp_path, capsys, flags, message):
+    weights = save_model(model, tmp_path, "weights.pth")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--checkpoint", str(weights), *flags, str(image_file)])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2 and f"{image_file}:" not in captured.out
+    assert re.search(message, captured.err), captured.err
+
+
+def test_predict_cli_checkpoint_refuses_model_flags(model, image_file, tmp_path, capsys):
+    checkpoint = save_checkpoint(tmp_path / "ck.pth", model,
+                                 {"model": "tinyvgg", "hidden_units": 4, "image_size": 16}, CLASSES)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--checkpoint", str(checkpoint), "--class-names", "a,b,c", str(image_file)])
+    assert exit_info.value.code == 2
+    assert "is a checkpoint that names its own model and classes; leave out --model and --class-names" in \
+        capsys.readouterr().err
+
+
+def test_predict_cli_unreadable_file(image_file, tmp_path, capsys):
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a torch file")
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--checkpoint", str(junk), str(image_file)])
+    assert exit_info.value.code == 2
+    assert "could not read" in capsys.readouterr().err

@@ -1,4 +1,6 @@
 """Unit tests for going_modular/utils.py."""
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,3 +123,21 @@ def test_save_is_atomic(tmp_path, monkeypatch):
         utils.save_checkpoint(path, model, CONFIG, CLASSES, epoch=2)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pth"]  # no temporary file left behind
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_saved_files_get_the_mode_open_would_give(tmp_path, umask, mode):
+    """mkstemp makes private 0600 files; a saved model should be readable like any file the user writes."""
+    model, _ = trained_model()
+    old = os.umask(umask)
+    try:
+        weights = utils.save_model(model, tmp_path, "w.pth")
+        checkpoint = utils.save_checkpoint(tmp_path / "ck.pth", model, CONFIG, CLASSES)
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")  # what open() gives under this umask: the oracle
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(plain.stat().st_mode) == mode
+    assert stat.S_IMODE(weights.stat().st_mode) == mode
+    assert stat.S_IMODE(checkpoint.stat().st_mode) == mode
