@@ -7,9 +7,10 @@ Every download in the course goes through `download_file` (one file) or
 - HTTPS only, with a timeout; redirects must stay on HTTPS;
 - the HTTP status and Content-Type are checked, so an HTML error page is never saved as data;
 - the body streams into a temporary file next to the destination, its length is checked
-  against Content-Length, and it is renamed into place only when its SHA-256 matches the
-  pinned digest (a download without a pinned digest is refused, and the error prints the
-  digest to pin);
+  against Content-Length, and it is renamed into place only when it matches its pin: a
+  SHA-256 digest (`sha256=`), a git blob id (`git_blob=`, the id `git` gives a file, which
+  GitHub shows for every file it hosts), or both (a download without any pin is refused, and
+  the error prints both values to pin);
 - zip members with absolute paths or `..` are rejected before anything is written, and the
   archive is extracted into a temporary folder that is renamed into place when complete.
 
@@ -71,6 +72,44 @@ def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def git_blob_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The git blob id of a file: SHA-1 over b"blob <size>\\0" followed by the file's bytes.
+
+    It is the id `git hash-object <file>` prints and the one git (and GitHub's API) uses
+    for the file's content, so a file kept in a git repository can be pinned by it.
+    """
+    path = Path(path)
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _pin(name: str, value: str | None, length: int) -> str | None:
+    """A pin in lower case, or None; a pin that is not `length` hex digits is refused."""
+    if value is None:
+        return None
+    pin = value.strip().lower()
+    if len(pin) != length or any(c not in "0123456789abcdef" for c in pin):
+        raise DownloadError(
+            f"{name}={value!r} is not a valid pin: expected {length} hex digits. "
+            f"Copy the whole {name} value (or pass {name}=None and read the value from the error)."
+        )
+    return pin
+
+
+def _mismatches(path: Path, sha256: str | None, git_blob: str | None,
+                known_sha256: str | None = None) -> list[tuple[str, str, str]]:
+    """(what, expected, actual) for every given pin that `path` does not match."""
+    wrong = []
+    if sha256 is not None and (actual := known_sha256 or sha256_of(path)) != sha256:
+        wrong.append(("SHA-256", sha256, actual))
+    if git_blob is not None and (actual := git_blob_of(path)) != git_blob:
+        wrong.append(("git blob id", git_blob, actual))
+    return wrong
+
+
 def _check_url(url: str) -> None:
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme != "https":
@@ -122,20 +161,24 @@ def download_file(
     url: str,
     destination: str | Path,
     *,
-    sha256: str | None,
+    sha256: str | None = None,
+    git_blob: str | None = None,
     timeout: float = 30.0,
     context: ssl.SSLContext | None = None,
     chunk_size: int = 1 << 20,
 ) -> Path:
-    """Download `url` to `destination`, checking its SHA-256 before it appears there.
+    """Download `url` to `destination`, checking its pin before it appears there.
 
-    If `destination` already exists with the pinned digest, nothing is downloaded.
+    One pin is enough: a SHA-256 digest or a git blob id. When both are given, both must
+    match. If `destination` already exists and matches its pins, nothing is downloaded.
 
     Args:
         url: an https:// URL.
         destination: the file to create. Its folder is created if needed.
-        sha256: the pinned hex digest. None refuses the download after computing the
-            digest, and the error message prints it so it can be pinned.
+        sha256: the pinned SHA-256 hex digest (64 hex digits), or None.
+        git_blob: the pinned git blob id (40 hex digits, see `git_blob_of`), or None. With
+            neither pin the download is refused after it is received, and the error message
+            prints both values so one can be pinned.
         timeout: seconds to wait for the server to connect or send more data.
         context: the SSL context (default: the system's trusted certificates).
         chunk_size: bytes read at a time.
@@ -144,15 +187,17 @@ def download_file(
         `destination` as a Path.
 
     Raises:
-        DownloadError: the URL is not HTTPS, the server is unreachable, answers an error or
-            a non-data Content-Type, the body is cut short, or the digest does not match.
-            No file and no temporary file is left behind.
+        DownloadError: the URL is not HTTPS, a pin is not hex digits of the right length, the
+            server is unreachable, answers an error or a non-data Content-Type, the body is cut
+            short, or a pin does not match. No file and no temporary file is left behind.
     """
     _check_url(url)
     destination = Path(destination)
-    expected = sha256.lower() if sha256 else None
+    expected = _pin("sha256", sha256, 64)
+    expected_blob = _pin("git_blob", git_blob, 40)
+    pinned = expected is not None or expected_blob is not None
     if destination.exists():
-        if expected and destination.is_file() and sha256_of(destination) == expected:
+        if pinned and destination.is_file() and not _mismatches(destination, expected, expected_blob):
             return destination
         raise DownloadError(
             f"{destination} already exists and is not the file pinned for {url}. "
@@ -183,17 +228,21 @@ def download_file(
                 f"{int(declared):,} bytes the server announced. Run the cell again to retry."
             )
         actual = digest.hexdigest()
-        if expected is None:
+        if not pinned:
             raise DownloadError(
-                f"No SHA-256 is pinned for {url}, so the download was not kept. "
-                f"The {received:,} bytes received have SHA-256 {actual}. If you trust this source, "
-                "pin that digest (sha256=...) where the URL is listed and run again."
+                f"No SHA-256 is pinned for {url}, and no git blob id either, so the download was not "
+                f"kept: a sha256= or git_blob= pin is needed. The {received:,} bytes received have "
+                f"SHA-256 {actual} and git blob id {git_blob_of(temp)}. If you trust this source, "
+                "pin that digest (sha256=...) or that blob id (git_blob=...) where the URL is listed "
+                "and run again."
             )
-        if actual != expected:
+        wrong = _mismatches(temp, expected, expected_blob, known_sha256=actual)
+        if wrong:
+            what = " and ".join(f"{name}: expected {want}, got {got}" for name, want, got in wrong)
             raise DownloadError(
-                f"{url} does not match its pinned SHA-256: expected {expected}, got {actual} "
-                f"({received:,} bytes). The file may be corrupt or may have changed upstream; retry, "
-                "and if it changed on purpose, check it and update the pinned digest."
+                f"{url} does not match its pinned {what} ({received:,} bytes). The file was not "
+                "kept. It may be corrupt or may have changed upstream; retry, and if it changed on "
+                "purpose, check it and update the pin."
             )
         os.chmod(temp, 0o644)  # mkstemp makes it private; a data file is readable like any other
         os.replace(temp, destination)
@@ -258,15 +307,17 @@ def download_and_extract(
     url: str,
     destination: str | Path,
     *,
-    sha256: str | None,
+    sha256: str | None = None,
+    git_blob: str | None = None,
     timeout: float = 30.0,
     context: ssl.SSLContext | None = None,
 ) -> Path:
-    """Download the zip at `url` (pinned SHA-256) and extract it into the new folder `destination`.
+    """Download the zip at `url` (pinned) and extract it into the new folder `destination`.
 
-    The archive is stored next to `destination` (as `<destination>.zip`) while it is extracted
-    and deleted afterwards. If a file with the pinned digest is already there, it is used
-    instead of downloading, and kept.
+    The pins are those of `download_file`: `sha256=`, `git_blob=`, or both. The archive is
+    stored next to `destination` (as `<destination>.zip`) while it is extracted and deleted
+    afterwards. If a file matching the pins is already there, it is used instead of
+    downloading, and kept.
 
     Returns:
         `destination` as a Path.
@@ -282,7 +333,7 @@ def download_and_extract(
         )
     archive = destination.parent / f"{destination.name}.zip"
     already_there = archive.exists()  # a verified copy someone put there is used and kept
-    download_file(url, archive, sha256=sha256, timeout=timeout, context=context)
+    download_file(url, archive, sha256=sha256, git_blob=git_blob, timeout=timeout, context=context)
     try:
         extract_zip(archive, destination)
     finally:

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from going_modular.download import DownloadError, download_and_extract, download_file, extract_zip
+from going_modular.download import (
+    DownloadError,
+    download_and_extract,
+    download_file,
+    extract_zip,
+    git_blob_of,
+    sha256_of,
+)
 
 
 def make_zip(members: dict[str, bytes]) -> bytes:
@@ -22,6 +29,7 @@ def make_zip(members: dict[str, bytes]) -> bytes:
 
 GOOD_ZIP = make_zip({"train/pizza/a.jpg": b"pizza", "test/sushi/b.jpg": b"sushi"})
 GOOD_SHA = hashlib.sha256(GOOD_ZIP).hexdigest()
+GOOD_BLOB = hashlib.sha1(b"blob %d\0" % len(GOOD_ZIP) + GOOD_ZIP).hexdigest()  # what `git hash-object` prints
 SLIP_ZIP = make_zip({"train/ok.txt": b"fine", "../../evil.txt": b"gotcha"})
 ABSOLUTE_ZIP = make_zip({"train/ok.txt": b"fine", "/tmp/evil.txt": b"gotcha"})
 
@@ -82,7 +90,9 @@ def test_wrong_checksum_keeps_nothing(server, routes, tmp_path):
 def test_unpinned_download_is_refused_and_prints_the_digest(server, routes, tmp_path):
     base, context = server
     serve(routes, "/data.zip", GOOD_ZIP)
-    with pytest.raises(DownloadError, match=rf"No SHA-256 is pinned .* SHA-256 {GOOD_SHA}\. .*pin that digest"):
+    unpinned = (rf"No SHA-256 is pinned .* a sha256= or git_blob= pin is needed\. .* SHA-256 {GOOD_SHA} "
+                rf"and git blob id {GOOD_BLOB}\. .*pin that digest \(sha256=\.\.\.\) or that blob id \(git_blob=")
+    with pytest.raises(DownloadError, match=unpinned):
         download_file(f"{base}/data.zip", tmp_path / "data.zip", sha256=None, context=context)
     assert_nothing_left(tmp_path)
 
@@ -168,4 +178,84 @@ def test_unreachable_server_explains_offline_mode(tmp_path):
     offline = r'Could not reach .* seems to be offline\. Run the lesson with DATA = "offline"'
     with pytest.raises(DownloadError, match=offline):
         download_file(f"https://127.0.0.1:{port}/data.zip", tmp_path / "data.zip", sha256=GOOD_SHA, timeout=5)
+    assert_nothing_left(tmp_path)
+
+
+# ----------------------------------------------------------------------------- git blob pins
+
+
+def test_git_blob_of_matches_git(tmp_path):
+    """Oracle: the ids git itself gives the empty blob and b"hello\\n" (`git hash-object`)."""
+    empty, hello = tmp_path / "empty", tmp_path / "hello"
+    empty.write_bytes(b"")
+    hello.write_bytes(b"hello\n")
+    assert git_blob_of(empty) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+    assert git_blob_of(hello) == "ce013625030ba8dba906f756967f9e9ca394464a"
+    big = tmp_path / "big"
+    big.write_bytes(GOOD_ZIP * 7)
+    assert git_blob_of(big, chunk_size=5) == hashlib.sha1(b"blob %d\0" % big.stat().st_size + GOOD_ZIP * 7).hexdigest()
+
+
+def test_git_blob_pin_alone_is_enough(server, routes, tmp_path):
+    base, context = server
+    serve(routes, "/data.zip", GOOD_ZIP)
+    target = download_file(f"{base}/data.zip", tmp_path / "data.zip", git_blob=GOOD_BLOB.upper(), context=context)
+    assert target.read_bytes() == GOOD_ZIP
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.zip"], "a temporary file was left behind"
+    assert (target.stat().st_mode & 0o777) == 0o644
+    routes.clear()  # a verified file is reused without the network, also when pinned by blob id
+    assert download_file(f"{base}/data.zip", target, git_blob=GOOD_BLOB, context=context) == target
+
+
+def test_both_pins_are_checked(server, routes, tmp_path):
+    base, context = server
+    serve(routes, "/data.zip", GOOD_ZIP)
+    target = download_file(f"{base}/data.zip", tmp_path / "data.zip", sha256=GOOD_SHA, git_blob=GOOD_BLOB,
+                           context=context)
+    assert sha256_of(target) == GOOD_SHA and git_blob_of(target) == GOOD_BLOB
+    target.unlink()
+    with pytest.raises(DownloadError, match=rf"pinned git blob id: expected {'1' * 40}, got {GOOD_BLOB}"):
+        download_file(f"{base}/data.zip", target, sha256=GOOD_SHA, git_blob="1" * 40, context=context)
+    assert_nothing_left(tmp_path)
+
+
+def test_wrong_git_blob_is_rejected_and_nothing_is_kept(server, routes, tmp_path):
+    base, context = server
+    serve(routes, "/data.zip", GOOD_ZIP)
+    wrong = hashlib.sha1(GOOD_ZIP).hexdigest()  # the plain SHA-1, without git's "blob <size>\\0" header
+    message = rf"does not match its pinned git blob id: expected {wrong}, got {GOOD_BLOB} .* was not kept"
+    with pytest.raises(DownloadError, match=message):
+        download_file(f"{base}/data.zip", tmp_path / "data.zip", git_blob=wrong, context=context)
+    assert_nothing_left(tmp_path)
+
+
+def test_existing_file_with_another_blob_is_left_untouched(server, routes, tmp_path):
+    base, context = server
+    serve(routes, "/data.zip", GOOD_ZIP)
+    mine = tmp_path / "data.zip"
+    mine.write_bytes(b"my own file")
+    with pytest.raises(DownloadError, match=r"already exists and is not the file pinned"):
+        download_file(f"{base}/data.zip", mine, git_blob=GOOD_BLOB, context=context)
+    assert mine.read_bytes() == b"my own file"
+
+
+def test_extract_with_a_git_blob_pin(server, routes, tmp_path):
+    base, context = server
+    serve(routes, "/data.zip", GOOD_ZIP)
+    out = download_and_extract(f"{base}/data.zip", tmp_path / "food", git_blob=GOOD_BLOB, context=context)
+    assert (out / "train" / "pizza" / "a.jpg").read_bytes() == b"pizza"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["food"], "the archive or a temp folder was left"
+    with pytest.raises(DownloadError, match=r"pinned git blob id: expected 0{40}"):
+        download_and_extract(f"{base}/data.zip", tmp_path / "food2", git_blob="0" * 40, context=context)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["food"], "a rejected archive was kept"
+
+
+@pytest.mark.parametrize("pins, message", [
+    ({"git_blob": "abc"}, r"git_blob='abc' is not a valid pin: expected 40 hex digits"),
+    ({"sha256": GOOD_BLOB}, r"sha256='[0-9a-f]{40}' is not a valid pin: expected 64 hex digits"),
+    ({"git_blob": "g" * 40}, r"git_blob='g{40}' is not a valid pin"),
+], ids=["short-blob", "blob-as-sha256", "not-hex"])
+def test_malformed_pins_are_refused_before_any_download(tmp_path, pins, message):
+    with pytest.raises(DownloadError, match=message):
+        download_file("https://127.0.0.1:9/data.zip", tmp_path / "data.zip", **pins)
     assert_nothing_left(tmp_path)
