@@ -44,24 +44,31 @@ class RealZip:
     """Where an original dataset archive lives and the SHA-256 it must have."""
 
     url: str
-    sha256: str | None  # None: not pinned yet; the download is refused and prints the digest
+    sha256: str | None  # None: no SHA-256 pinned (a git blob id may pin it instead)
     folder: str
+    git_blob: str | None = None  # the git blob id of the file in the repository it comes from
 
 
-# The original course's Food-101 subsets (github.com/mrdbourke/pytorch-deep-learning, data/).
-# Their SHA-256 digests are not pinned: no trustworthy published digest was found, and this
-# project's machines cannot download them. A first download with DATA = "real" is refused and
-# prints the digest it computed; check the files, then pin it here.
+# The original course's Food-101 subsets (github.com/mrdbourke/pytorch-deep-learning, data/),
+# downloaded from a URL pinned to one commit (baa27b6) rather than `main`. No SHA-256 is
+# published for them, but git itself names every file by its content: these are the git blob
+# ids of data/pizza_steak_sushi.zip and data/pizza_steak_sushi_20_percent.zip at that commit
+# (both files last changed in 2022, in commits 5e52e54 and 2448e34), so the download helper
+# checks the archive against them (`git_blob=`: SHA-1 over b"blob <size>\0" + content).
+ORIGINAL_COURSE_COMMIT = "baa27b691617461c173ecf3439793cd8cde74e13"
+_ORIGINAL_RAW = f"https://github.com/mrdbourke/pytorch-deep-learning/raw/{ORIGINAL_COURSE_COMMIT}/data/"
 FOOD_REAL = {
     "10%": RealZip(
-        url="https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi.zip",
+        url=_ORIGINAL_RAW + "pizza_steak_sushi.zip",
         sha256=None,
         folder="pizza_steak_sushi",
+        git_blob="65f3915a380f5efd456a6a5750f0365350de8dd0",
     ),
     "20%": RealZip(
-        url="https://github.com/mrdbourke/pytorch-deep-learning/raw/main/data/pizza_steak_sushi_20_percent.zip",
+        url=_ORIGINAL_RAW + "pizza_steak_sushi_20_percent.zip",
         sha256=None,
         folder="pizza_steak_sushi_20_percent",
+        git_blob="dfc8ad2ae9415304d69cc6a0ee443c340cb29049",
     ),
 }
 
@@ -282,10 +289,10 @@ def food_images(data: str, subset: str = "10%", root: str | Path = DATA_ROOT) ->
         print(f"{label}: real data from the local cache at {_shown(folder)}")
         return folder
     try:
-        download_and_extract(source.url, folder, sha256=source.sha256)
+        download_and_extract(source.url, folder, sha256=source.sha256, git_blob=source.git_blob)
     except DownloadError as err:
-        if source.sha256 is None and "No SHA-256 is pinned" in str(err):
-            raise DownloadError(f"{err} Pin it in course/data.py: FOOD_REAL[{subset!r}].sha256.") from None
+        if source.sha256 is None and source.git_blob is None and "pin is needed" in str(err):
+            raise DownloadError(f"{err} Pin it in course/data.py: FOOD_REAL[{subset!r}].sha256 or .git_blob.") from None
         raise
-    print(f"{label}: real data downloaded (SHA-256 checked) and extracted into {_shown(folder)}")
+    print(f"{label}: real data downloaded ({'SHA-256' if source.sha256 else 'git blob id'} checked) and extracted into {_shown(folder)}")
     return folder

@@ -238,13 +238,41 @@ def test_real_food_downloads_extracts_then_uses_the_cache(tmp_path, monkeypatch,
     assert "real data from the local cache" in capsys.readouterr().out
 
 
+def test_food_zips_are_pinned_by_git_blob_at_one_commit_of_the_original_course():
+    for subset, source in data.FOOD_REAL.items():
+        assert f"/raw/{data.ORIGINAL_COURSE_COMMIT}/data/" in source.url, source.url
+        assert "/main/" not in source.url
+        assert source.git_blob is not None and len(source.git_blob) == 40
+
+
+def test_real_food_checks_the_git_blob_pin(tmp_path, monkeypatch, trusted, capsys):
+    base, routes = trusted
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("train/pizza/1.jpg", b"jpeg bytes")
+        zf.writestr("test/sushi/2.jpg", b"jpeg bytes")
+    body = buffer.getvalue()
+    routes["/food.zip"] = body
+    blob = hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()  # what `git hash-object` prints
+
+    monkeypatch.setitem(data.FOOD_REAL, "10%", data.RealZip(f"{base}/food.zip", None, "pizza_steak_sushi", "0" * 40))
+    with pytest.raises(DownloadError, match="0" * 40):
+        data.food_images("real", root=tmp_path)
+    assert list(tmp_path.iterdir()) == [], "a zip that fails its pin must not be kept"
+
+    monkeypatch.setitem(data.FOOD_REAL, "10%", data.RealZip(f"{base}/food.zip", None, "pizza_steak_sushi", blob))
+    folder = data.food_images("real", root=tmp_path)
+    assert (folder / "test" / "sushi" / "2.jpg").read_bytes() == b"jpeg bytes"
+    assert "real data downloaded (git blob id checked) and extracted" in capsys.readouterr().out
+
+
 def test_real_food_unpinned_digest_is_refused_and_says_where_to_pin(tmp_path, monkeypatch, trusted):
     base, routes = trusted
     routes["/food.zip"] = b"PK not really a zip"
     digest = hashlib.sha256(routes["/food.zip"]).hexdigest()
     monkeypatch.setitem(data.FOOD_REAL, "10%", data.RealZip(f"{base}/food.zip", None, "pizza_steak_sushi"))
-    where = r"Pin it in course/data\.py: FOOD_REAL\['10%'\]\.sha256"
-    with pytest.raises(DownloadError, match=rf"SHA-256 {digest}\..*{where}"):
+    where = r"Pin it in course/data\.py: FOOD_REAL\['10%'\]\.sha256 or \.git_blob"
+    with pytest.raises(DownloadError, match=rf"SHA-256 {digest} and git blob id .*{where}"):
         data.food_images("real", root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
