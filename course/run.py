@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="check that going_modular matches the notebooks' %%%%writefile cells")
     sync.set_defaults(handler=command_sync)
+
+    from course.fetch import add_parser as add_fetch
+    add_fetch(sub)
     return parser
 
 
