@@ -20,13 +20,23 @@ A name the learner has not defined yet (a `NameError` inside the block) counts a
 answered yet", and so does any other error the learner's objects raise while being checked:
 the check names it and gives the hint. The exception stops only that cell, so a notebook
 executed with errors allowed (papermill, nbclient) goes on to the next exercise.
+
+Two helpers for what check cells often need:
+
+- `c.figure(fig, "the scatter plot", labels=True)` checks a matplotlib figure the learner kept
+  (`fig = plt.figure()` / `fig, ax = plt.subplots()`): it exists, something is drawn on it,
+  it has a title (and axis labels). What it plots can then be read back from `fig.axes`.
+- `with seeded(0): expected = ...` computes a reference answer from a seed without moving the
+  notebook's own random numbers: torch's CPU generator is put back as it was afterwards.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ExerciseCheckFailed", "Checker", "check"]
+__all__ = ["ExerciseCheckFailed", "Checker", "check", "seeded"]
 
 
 class ExerciseCheckFailed(AssertionError):
@@ -69,14 +79,18 @@ class Checker:
             else actual.detach().to("cpu", torch.float64)
         e = torch.as_tensor(expected, dtype=torch.float64).cpu() if not isinstance(expected, torch.Tensor) \
             else expected.detach().to("cpu", torch.float64)
+
+        def number(t: torch.Tensor) -> str:  # an exact comparison shows every digit
+            return repr(t.item()) if atol == 0 and rtol == 0 else f"{t.item():.6g}"
+
         if a.shape != e.shape:
             raise _Failed(f"{what} has shape {tuple(a.shape)}, expected {tuple(e.shape)}.")
         if not torch.allclose(a, e, atol=atol, rtol=rtol, equal_nan=False):
             worst = (a - e).abs().max().item()
-            shown = f"{a.item():.6g}, expected {e.item():.6g}" if a.numel() == 1 else \
+            shown = f"{number(a)}, expected {number(e)}" if a.numel() == 1 else \
                 f"off by up to {worst:.3g} (tolerance atol={atol:g}, rtol={rtol:g})"
             raise _Failed(f"{what} is {shown}.")
-        self.passed.append(f"{what} ✓" if a.numel() > 1 else f"{what} = {a.item():.6g}")
+        self.passed.append(f"{what} ✓" if a.numel() > 1 else f"{what} = {number(a)}")
 
     def shape(self, tensor: Any, expected: tuple, what: str) -> None:
         """`tuple(tensor.shape) == expected`."""
@@ -110,6 +124,58 @@ class Checker:
         if math.isnan(number) or number > ceiling:
             raise _Failed(f"{what} is {number:.4g}, expected at most {ceiling:g}.")
         self.passed.append(f"{what} {number:.4g} ≤ {ceiling:g}")
+
+
+    def figure(self, fig: Any, what: str, *, title: bool = True, labels: bool = False) -> None:
+        """A matplotlib Figure (or one of its Axes) with something drawn on it.
+
+        Args:
+            fig: the learner's figure; an Axes or an array of Axes is accepted too.
+            what: how the message names it, e.g. "fig_moons (the scatter plot)".
+            title: demand a title: the figure's suptitle or any Axes title.
+            labels: demand x and y labels on every Axes that has something drawn on it.
+        """
+        from matplotlib.axes import Axes
+        from matplotlib.figure import Figure
+
+        if isinstance(fig, Axes):
+            fig = fig.figure
+        elif not isinstance(fig, Figure) and hasattr(fig, "flat"):  # plt.subplots(2, 2)'s array of Axes
+            first = next(iter(fig.flat), None)
+            fig = first.figure if isinstance(first, Axes) else fig
+        if not isinstance(fig, Figure):
+            raise _Failed(f"{what} is a {type(fig).__name__}, expected a matplotlib Figure "
+                          "(keep the one plt.subplots() returns; plt.show() returns None).")
+        drawn = [ax for ax in fig.axes
+                 if ax.lines or ax.collections or ax.patches or ax.images or ax.containers]
+        if not drawn:
+            raise _Failed(f"{what} has nothing drawn on it (no lines, points, bars or images).")
+        titles = [fig.get_suptitle()] + [ax.get_title(loc) for ax in fig.axes for loc in ("center", "left", "right")]
+        titles = [t for t in titles if t.strip()]
+        if title and not titles:
+            raise _Failed(f"{what} has no title: give it one with ax.set_title(...) or fig.suptitle(...).")
+        if labels:
+            for ax in drawn:
+                if not (ax.get_xlabel().strip() and ax.get_ylabel().strip()):
+                    name = ax.get_title() or f"Axes {fig.axes.index(ax)}"
+                    raise _Failed(f"{what}: {name!r} lacks an axis label (x: {ax.get_xlabel()!r}, "
+                                  f"y: {ax.get_ylabel()!r}); use ax.set_xlabel(...) and ax.set_ylabel(...).")
+        shown = f", titled {titles[0]!r}" if titles else ""
+        self.passed.append(f"{what} drawn{shown}")
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded with `seed`, then restore its state.
+
+    A check cell uses it to rebuild the answer an exercise expects from a seed, without
+    changing the random numbers the rest of the notebook draws.
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
 
 
 class check:

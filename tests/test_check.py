@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course.check import ExerciseCheckFailed, check
+from course.check import ExerciseCheckFailed, check, seeded
 
 
 def test_success_prints_what_passed(capsys):
@@ -56,3 +56,77 @@ def test_other_errors_become_a_failed_check_with_the_hint():
 def test_a_check_needs_a_hint():
     with pytest.raises(ValueError, match="needs a hint="):
         check("Exercise 5", hint="")
+
+
+def test_figure_passes_a_titled_labelled_plot(capsys):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.scatter([0, 1], [1, 0])
+    ax.set(title="two points", xlabel="x", ylabel="y")
+    with check("Exercise 6", hint="section 2") as c:
+        c.figure(fig, "fig", labels=True)
+        c.figure(ax, "its Axes")
+    plt.close(fig)
+    assert capsys.readouterr().out == "✓ Exercise 6: fig drawn, titled 'two points'; its Axes drawn, titled 'two points'\n"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda plt: None, r"fig is a NoneType, expected a matplotlib Figure .*plt.show\(\) returns None"),
+    (lambda plt: plt.subplots()[0], "fig has nothing drawn on it"),
+    (lambda plt: plt.subplots()[1].plot([1, 2])[0].figure, "fig has no title"),
+    (lambda plt: _titled_bar(plt), r"fig: 'bars' lacks an axis label \(x: 'class', y: ''\)"),
+])
+def test_figure_failures_say_what_is_missing(make, message):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = make(plt)
+    with pytest.raises(ExerciseCheckFailed, match=message):
+        with check("Exercise 7", hint="section 3") as c:
+            c.figure(fig, "fig", labels=True)
+    plt.close("all")
+
+
+def _titled_bar(plt):
+    fig, ax = plt.subplots()
+    ax.bar(["a", "b"], [1, 2])
+    ax.set(title="bars", xlabel="class")
+    return fig
+
+
+def test_figure_accepts_an_array_of_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2)
+    axes[1].imshow([[0, 1], [1, 0]])
+    fig.suptitle("grid")
+    with check("Exercise 8", hint="section 4") as c:
+        c.figure(axes, "axes")
+    assert c.passed == ["axes drawn, titled 'grid'"]
+    plt.close(fig)
+
+
+def test_seeded_reproduces_a_seed_and_leaves_the_generator_alone():
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    with seeded(0):
+        inside = torch.rand(2)
+    assert torch.equal(torch.rand(3), expected_next)  # the outer stream did not move
+    torch.manual_seed(0)
+    assert torch.equal(inside, torch.rand(2))  # the block drew what seed 0 draws
+
+
+def test_an_exact_close_shows_every_digit(capsys):
+    with check("Exercise 9", hint="section 3.3") as c:
+        c.close(torch.tensor(0.1, dtype=torch.float32).item(), 0.10000000149011612, "kept", atol=0, rtol=0)
+    assert capsys.readouterr().out == "✓ Exercise 9: kept = 0.10000000149011612\n"
+    with pytest.raises(ExerciseCheckFailed, match=r"kept is 0\.1, expected 0\.10000000149011612\."):
+        with check("Exercise 9", hint="section 3.3") as c:
+            c.close(0.1, 0.10000000149011612, "kept", atol=0, rtol=0)
