@@ -15,11 +15,24 @@ def _top5(weights, model, array):
     return [weights.meta["categories"][i] for i in probs.topk(5).indices]
 
 
+@pytest.fixture(autouse=True)
+def empty_hub(tmp_path_factory):
+    """Every test starts from an empty torch hub cache (the offline path) and restores the real one."""
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))
+    yield
+    torch.hub.set_dir(old)
+
+
 @pytest.fixture(scope="module", params=["efficientnet_b0", "efficientnet_b2"])
 def lite(request, tmp_path_factory):
-    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))  # an empty cache: the offline path
-    weights = get_weights(request.param, data="offline", verbose=False)
-    return weights, weights.build()
+    old = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path_factory.mktemp("hub")))  # the offline path, even where B0 is cached
+    try:
+        weights = get_weights(request.param, data="offline", verbose=False)
+        return weights, weights.build()
+    finally:
+        torch.hub.set_dir(old)
 
 
 def test_lite_is_named_as_lite_not_b(lite):
@@ -62,8 +75,7 @@ def test_bad_arch_and_data_are_refused():
         get_weights("efficientnet_b0", data="online")
 
 
-def test_real_without_network_is_an_error_not_a_stand_in(tmp_path, monkeypatch):
-    torch.hub.set_dir(str(tmp_path))
+def test_real_without_network_is_an_error_not_a_stand_in(monkeypatch):
     import torchvision.models as tvm
 
     def no_network(self, *args, **kwargs):
@@ -74,8 +86,7 @@ def test_real_without_network_is_an_error_not_a_stand_in(tmp_path, monkeypatch):
         get_weights("efficientnet_b0", data="real")
 
 
-def test_a_cached_torchvision_file_wins(tmp_path, capsys):
-    torch.hub.set_dir(str(tmp_path))
+def test_a_cached_torchvision_file_wins(capsys):
     import torchvision.models as tvm
 
     real = tvm.efficientnet_b0()  # random weights stand in for the downloaded file
