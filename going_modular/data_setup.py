@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from PIL import Image, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, Subset
-from torchvision import datasets, transforms
-from torchvision.transforms import v2
-from torchvision.transforms.functional import pil_to_tensor
+from torch.utils.data import DataLoader
+from torchvision import datasets
 
 from going_modular.custom_data import find_classes
+from going_modular.data_cache import TensorCacheDataset  # advanced: decode once (section 13)
+from going_modular.distributed import split_data  # advanced: several processes (section 17)
 from going_modular.runtime import seeded_generator
+from going_modular.samplers import EpochShuffleSampler  # advanced: (seed, epoch) shuffles (section 14)
+
+# TensorCacheDataset and EpochShuffleSampler lived here before; `from going_modular.data_setup import ...` still works.
+__all__ = ["NUM_WORKERS", "create_dataloaders", "TensorCacheDataset", "EpochShuffleSampler"]
 
 NUM_WORKERS = min(4, os.cpu_count() or 1)  # a few worker processes; more rarely helps small images
-
-_FIXED_STEPS = (transforms.Resize, transforms.CenterCrop, v2.Resize, v2.CenterCrop)
-_BATCHABLE_STEPS = (transforms.ConvertImageDtype, transforms.Normalize)  # no randomness, work on (B, C, H, W)
 
 
 def _check_image_folder(path: str | Path, role: str) -> Path:
@@ -42,84 +42,6 @@ def _check_image_folder(path: str | Path, role: str) -> Path:
             f"(looked for {', '.join(extensions)}). Put the images inside the class folders."
         )
     return path
-
-
-class TensorCacheDataset(Dataset):
-    """An ImageFolder that decodes every image once and keeps it in memory as uint8.
-
-    The leading fixed steps of `transform` (Resize, CenterCrop) run once, at decode time;
-    the rest (augmentation, then ToTensor) runs on the cached uint8 tensor every time an item
-    is read, so each epoch still sees fresh augmentation. ToTensor is swapped for its tensor
-    twin, ConvertImageDtype(float32): the same [0, 1] floats; the other steps must accept
-    tensors, as torchvision's transforms do. Meant for small datasets: 1,000 images of 64x64
-    take about 12 MB.
-    """
-
-    def __init__(self, root: str | Path, transform: Callable | None = None):
-        folder = datasets.ImageFolder(str(root))
-        self.root, self.classes, self.class_to_idx = str(root), folder.classes, folder.class_to_idx
-        self.targets = list(folder.targets)
-        if isinstance(transform, (transforms.Compose, v2.Compose)):
-            steps = list(transform.transforms)
-        else:
-            steps = [] if transform is None else [transform]
-        n_fixed = 0
-        while n_fixed < len(steps) and isinstance(steps[n_fixed], _FIXED_STEPS):
-            n_fixed += 1
-        fixed = transforms.Compose(steps[:n_fixed])
-        self.images = [self._decode(path, fixed) for path, _ in folder.samples]  # each (C, H, W) uint8
-        per_item = [transforms.ConvertImageDtype(torch.float32) if isinstance(s, transforms.ToTensor) else s
-                    for s in steps[n_fixed:] if not isinstance(s, transforms.PILToTensor)]
-        self.transform = transforms.Compose(per_item)
-        # With no random step left, a whole batch can be transformed in one call (__getitems__).
-        self.batchable = all(isinstance(step, _BATCHABLE_STEPS) for step in per_item)
-
-    @staticmethod
-    def _decode(path: str, fixed: Callable) -> torch.Tensor:
-        try:
-            with Image.open(path) as image:
-                return pil_to_tensor(fixed(image.convert("RGB")))
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"Could not decode {path!r} as an image ({err}). Delete or replace that file.") from err
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.transform(self.images[index]), self.targets[index]
-
-    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, int]]:
-        """A batch of samples; the DataLoader calls this instead of __getitem__ when it exists.
-
-        Without augmentation, converting 32 stacked images at once costs one call instead of 32.
-        With a random step, each image still gets its own draw.
-        """
-        if not self.batchable or len({self.images[i].shape for i in indices}) != 1:
-            return [self[i] for i in indices]
-        batch = self.transform(torch.stack([self.images[i] for i in indices]))  # (B, C, H, W)
-        return list(zip(batch.unbind(0), (self.targets[i] for i in indices)))
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A new shuffle every epoch, drawn from (seed, epoch) alone.
-
-    `engine.train` calls `set_epoch(epoch)` before each epoch, as DistributedSampler expects,
-    so epoch 6 of a run resumed after epoch 5 sees the same order as epoch 6 of a run that never
-    stopped, and a notebook run matches a command-line run with the same seed.
-    """
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
 
 
 def create_dataloaders(
@@ -147,27 +69,17 @@ def create_dataloaders(
         pin_memory: Page-locked batches for faster copies to a GPU; None means "only when CUDA is available".
         seed: Seed for the shuffling order (an `EpochShuffleSampler`: each epoch's order depends on
             the seed and the epoch number only); None leaves it to PyTorch's global generator.
-        cache: Decode every image once and keep it in memory (`TensorCacheDataset`), so that
-            JPEG decoding is not repeated every epoch. For small datasets.
-        distributed: Split the data between the processes of an initialized process group
-            (torchrun): training through a DistributedSampler, testing into disjoint shards.
+        cache: Decode every image once and keep it in memory (`TensorCacheDataset`). For small datasets.
+        distributed: Split the data between the processes of an initialized process group (torchrun).
 
     Returns:
         (train_dataloader, test_dataloader, class_names), class_names sorted like ImageFolder's.
-
-    Example:
-        train_dataloader, test_dataloader, class_names = create_dataloaders(
-            "data/pizza_steak_sushi/train", "data/pizza_steak_sushi/test",
-            transform=transforms.Compose([transforms.Resize((64, 64)), transforms.ToTensor()]),
-            batch_size=32, num_workers=0)
     """
     train_dir, test_dir = _check_image_folder(train_dir, "train_dir"), _check_image_folder(test_dir, "test_dir")
     test_transform = transform if test_transform is None else test_transform
-    if cache:
-        train_data, test_data = TensorCacheDataset(train_dir, transform), TensorCacheDataset(test_dir, test_transform)
-    else:
-        train_data = datasets.ImageFolder(str(train_dir), transform=transform)
-        test_data = datasets.ImageFolder(str(test_dir), transform=test_transform)
+    dataset = TensorCacheDataset if cache else datasets.ImageFolder
+    train_data = dataset(str(train_dir), transform=transform)
+    test_data = dataset(str(test_dir), transform=test_transform)
     if train_data.classes != test_data.classes:
         raise ValueError(
             f"train_dir has classes {train_data.classes} but test_dir has {test_data.classes}. "
@@ -175,12 +87,8 @@ def create_dataloaders(
         )
 
     train_sampler = None
-    if distributed:
-        if not torch.distributed.is_initialized():
-            raise RuntimeError("distributed=True needs torch.distributed.init_process_group() first (torchrun).")
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        train_sampler = DistributedSampler(train_data, shuffle=True, seed=seed or 0)
-        test_data = Subset(test_data, range(rank, len(test_data), world))  # disjoint shards, no padding
+    if distributed:  # each process gets its own part of the data
+        train_sampler, test_data = split_data(train_data, test_data, seed)
     elif seed is not None:
         train_sampler = EpochShuffleSampler(len(train_data), seed)
 

@@ -1,48 +1,16 @@
 # Written by notebooks/05_going_modular.ipynb: edit the notebook, not this file.
-"""Save and load models: bare weights (save_model) and checkpoints that can rebuild a model."""
+"""Save and load models: bare weights (save_model, the original course's helper) and checkpoints."""
 from __future__ import annotations
 
-import dataclasses
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Sequence
 
-import torch
+import torch  # noqa: F401  (tests patch utils.torch.save to interrupt a save)
 from torch import nn
 
-from going_modular.model_builder import MODELS
+from going_modular.atomic import atomic_save  # advanced: never half-written (section 15)
+from going_modular.checkpoints import Checkpoint, load_checkpoint, save_checkpoint  # noqa: F401 (re-exported)
+from going_modular.distributed import unwrap
 from going_modular.runtime import set_seeds  # noqa: F401  (re-exported: the original course had it here)
-
-_PLAIN = (str, int, float, bool, type(None))
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside a DistributedDataParallel (or the model itself)."""
-    return getattr(model, "module", model)
-
-
-def _umask() -> int:
-    """The process's umask (os.umask can only be read by setting it, so set it back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: `path` is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as open() would: 0644 with the usual umask (mkstemp gives 0600)
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: leave the old file and no temporary behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: nn.Module, target_dir: str | Path, model_name: str) -> Path:
@@ -60,106 +28,4 @@ def save_model(model: nn.Module, target_dir: str | Path, model_name: str) -> Pat
         raise ValueError(f"model_name={model_name!r} should end with '.pth' or '.pt', e.g. {model_name + '.pth'!r}.")
     path = Path(target_dir) / model_name
     print(f"[INFO] Saving model to: {path}")
-    _atomic_save(_unwrap(model).state_dict(), path)
-    return path
-
-
-@dataclasses.dataclass
-class Checkpoint:
-    """What `load_checkpoint` returns."""
-
-    model: nn.Module
-    config: dict
-    class_names: list[str]
-    epoch: int
-    optimizer_state: dict | None
-    history: dict
-
-
-def save_checkpoint(path: str | Path, model: nn.Module, config: Any, class_names: Sequence[str], *,
-                    epoch: int = 0, optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Save weights, config, class names, epoch (and optimizer state) in one file, atomically.
-
-    Args:
-        path: Where to write, e.g. "models/tinyvgg.pth".
-        model: The model (a DistributedDataParallel is unwrapped).
-        config: A dataclass or dict of plain values (str, int, float, bool, None) that built the
-            run; to rebuild the model it needs "model" (a MODELS name) and that builder's arguments.
-        class_names: The class names, in label order.
-        epoch: Number of epochs trained so far.
-        optimizer: Its state is saved too, so a run can be resumed.
-    """
-    config = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-    config = {k: str(v) if isinstance(v, Path) else v for k, v in config.items()}
-    for key, value in config.items():
-        if not isinstance(value, _PLAIN):
-            raise TypeError(f"config[{key!r}] is a {type(value).__name__}; use str, int, float, bool or None.")
-    model = _unwrap(model)
-    checkpoint = {
-        "arch": type(model).__name__,
-        "state_dict": model.state_dict(),
-        "config": config,
-        "class_names": list(class_names),
-        "epoch": epoch,
-        "optimizer": None if optimizer is None else optimizer.state_dict(),
-        "history": dict(getattr(model, "history", {})),
-    }
-    path = Path(path)
-    _atomic_save(checkpoint, path)
-    return path
-
-
-def load_checkpoint(path: str | Path, model: nn.Module | None = None, *,
-                    map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint written by `save_checkpoint` (with torch.load(weights_only=True)).
-
-    Args:
-        path: The checkpoint file.
-        model: A model to load the weights into; None builds one from MODELS and the saved config.
-        map_location: Where to put the loaded tensors.
-
-    Returns:
-        A Checkpoint with the model (weights loaded), config, class names, epoch, optimizer state, history.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {str(path)!r}. Train one (python -m going_modular.train "
-                                "--output PATH) or check the path.")
-    saved = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(saved, dict) or "state_dict" not in saved:
-        raise ValueError(f"{str(path)!r} holds a bare state_dict, not a checkpoint; load it with "
-                         "model.load_state_dict(torch.load(path, weights_only=True)).")
-    config, class_names = saved["config"], saved["class_names"]
-    if model is None:
-        if config.get("model") not in MODELS:
-            raise ValueError(f"{str(path)!r} was saved from model {config.get('model')!r}, which is not in "
-                             f"MODELS ({', '.join(MODELS)}); build the model yourself and pass model=.")
-        sizes = {k: config[k] for k in ("hidden_units", "image_size") if k in config}
-        model = MODELS[config["model"]](len(class_names), **sizes)
-    _check_fits(path, saved, _unwrap(model))
-    _unwrap(model).load_state_dict(saved["state_dict"])
-    if isinstance(getattr(_unwrap(model), "history", None), dict):
-        _unwrap(model).history = {k: list(v) for k, v in saved["history"].items()}
-    return Checkpoint(model, config, class_names, saved["epoch"], saved["optimizer"], saved["history"])
-
-
-def _check_fits(path: Path, saved: dict, model: nn.Module) -> None:
-    """Refuse, with the fix, a checkpoint of another architecture or another number of classes."""
-    arch, class_names = type(model).__name__, saved["class_names"]
-    if saved["arch"] != arch:
-        raise ValueError(f"{str(path)!r} holds a {saved['arch']}, but the model is a {arch}; "
-                         f"build a {saved['arch']} or pass model=None to build it from the checkpoint.")
-    own = model.state_dict()
-    if set(own) != set(saved["state_dict"]):
-        diff = sorted(set(own) ^ set(saved["state_dict"]))[:3]
-        raise ValueError(f"{str(path)!r} does not fit this {arch}: the layers differ ({', '.join(diff)}, ...); "
-                         "build the model with the checkpoint's config.")
-    for key, tensor in saved["state_dict"].items():
-        theirs, ours = tuple(tensor.shape), tuple(own[key].shape)
-        if theirs == ours:
-            continue
-        if theirs[:1] == (len(class_names),) != ours[:1]:  # the output layer
-            raise ValueError(f"{str(path)!r} is for {len(class_names)} classes ({', '.join(class_names)}), "
-                             f"but the model outputs {ours[0]}; build it with {len(class_names)} outputs.")
-        raise ValueError(f"{str(path)!r} does not fit this {arch}: {key} is {theirs} in the checkpoint and "
-                         f"{ours} in the model; build the model with the checkpoint's config {saved['config']}.")
+    return atomic_save(unwrap(model).state_dict(), path)

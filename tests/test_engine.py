@@ -139,3 +139,17 @@ def test_bad_arguments_are_explained(linear_data):
         engine.train(model, loader, loader, optimizer, loss_fn, 1, "meta", progress=False)
     with pytest.raises(ValueError, match="The test dataloader yielded no batches"):
         engine.test_step(model, [], loss_fn, "cpu")
+
+
+def test_one_mixed_precision_switch():
+    from going_modular.mixed_precision import autocast, grad_scaler
+    cpu = torch.device("cpu")
+    assert grad_scaler(cpu, "fp16").is_enabled()
+    assert not grad_scaler(cpu, "bf16").is_enabled() and not grad_scaler(cpu, None).is_enabled()
+    layer, x = nn.Linear(2, 2), torch.rand(1, 2)
+    with autocast(cpu, "bf16"):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(cpu, None):  # a do-nothing context
+        assert layer(x).dtype == torch.float32
+    with pytest.raises(ValueError, match=r"amp='fp8' is not one of"):
+        autocast(cpu, "fp8")

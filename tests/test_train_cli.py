@@ -176,3 +176,50 @@ def test_cuda_without_a_gpu_is_an_argparse_error(data, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.main([*map(str, data_flags(data)), "--device", "cuda", "--output", str(tmp_path / "x.pth")])
     assert "torch.cuda.is_available() is False" in capsys.readouterr().err
+
+
+def test_the_original_course_calls_run_on_the_package(data, tmp_path, capsys):
+    """The calls the original course's train.py makes, by keyword, and its saved state_dict loads into TinyVGG."""
+    from going_modular import data_setup, model_builder
+    transform = transforms.Compose([transforms.Resize((64, 64)), transforms.ToTensor()])
+    train_dataloader, test_dataloader, class_names = data_setup.create_dataloaders(
+        train_dir=data[0], test_dir=data[1], transform=transform, batch_size=4)
+    torch.manual_seed(42)
+    model = model_builder.TinyVGG(input_shape=3, hidden_units=10, output_shape=len(class_names)).to("cpu")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    results = engine.train(model=model, train_dataloader=train_dataloader, test_dataloader=test_dataloader,
+                           loss_fn=loss_fn, optimizer=optimizer, epochs=1, device="cpu")
+    assert [len(v) for v in results.values()] == [1, 1, 1, 1]
+    path = utils.save_model(model=model, target_dir=tmp_path, model_name="05_going_modular_script_mode_tinyvgg_model.pth")
+    loaded = model_builder.TinyVGG(input_shape=3, hidden_units=10, output_shape=3)
+    loaded.load_state_dict(torch.load(path, weights_only=True))
+    x = torch.rand(2, 3, 64, 64)
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x), loaded(x))
+
+
+def test_old_import_paths_still_work():
+    """Names that moved to their own modules are the same objects under their old module."""
+    from going_modular import (atomic, checkpoints, config, data_cache, data_setup, distributed,
+                               mixed_precision, samplers)
+    assert data_setup.TensorCacheDataset is data_cache.TensorCacheDataset
+    assert data_setup.EpochShuffleSampler is samplers.EpochShuffleSampler
+    assert engine.AMP_CHOICES is mixed_precision.AMP_CHOICES == (None, "bf16", "fp16")
+    assert utils.save_checkpoint is checkpoints.save_checkpoint and utils.load_checkpoint is checkpoints.load_checkpoint
+    assert utils.Checkpoint is checkpoints.Checkpoint and callable(atomic.atomic_save)
+    assert train.TrainConfig is config.TrainConfig and train.build_parser is config.build_parser
+    assert train.init_distributed is distributed.init_distributed
+
+
+def test_distributed_helpers_do_nothing_in_one_process():
+    from going_modular import distributed
+    assert not distributed.is_distributed()
+    sums = torch.tensor([1.0, 2.0])
+    assert distributed.all_reduce_sum(sums) is sums and sums.tolist() == [1.0, 2.0]
+    model = torch.nn.Linear(2, 2)
+    assert distributed.unwrap(model) is model
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # what DistributedDataParallel looks like from outside
+    assert distributed.unwrap(wrapped) is model
+    assert distributed.init_distributed(torch.device("cpu")) == (0, 1, torch.device("cpu"))
