@@ -52,7 +52,8 @@ def _positive_float(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """The command line; each flag's default is TrainConfig's."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m going_modular.train", description="Train an image classifier from the command line.",
+    p = argparse.ArgumentParser(prog="python -m going_modular.train",
+                                description="Train an image classifier from the command line.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--train-dir", default=d.train_dir, help="ImageFolder of training images")
     p.add_argument("--test-dir", default=d.test_dir, help="ImageFolder of test images")
