@@ -202,6 +202,31 @@ def evaluate_onnx(session, dataloader: Iterable) -> tuple[float, float]:
     return loss_sum / total, correct / total
 
 
+class _PreLogits(nn.Module):
+    """A timm-style model (`forward_features`, `forward_head`) up to its head: images -> (B, D) features."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)  # (B, D)
+
+
+def split_for_features(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    """(backbone, head) of a pretrained classifier: lesson 06's `backbone_and_head`, plus the course's ViT.
+
+    The course's own ViT (`going_modular.vit`, the offline ViT stand-in) has timm's
+    `forward_features` / `forward_head` instead of torchvision's layout; its backbone stops
+    before `heads`. `head(backbone(x))` equals `model(x)` either way.
+    """
+    from going_modular.features import backbone_and_head
+
+    if all(hasattr(model, name) for name in ("forward_features", "forward_head", "heads")):
+        return _PreLogits(model), model.heads
+    return backbone_and_head(model)
+
+
 def preprocessing_of(transform: nn.Module) -> dict:
     """The settings of a torchvision `ImageClassification` preset, as plain JSON for the app."""
     missing = [name for name in ("crop_size", "resize_size", "mean", "std", "interpolation") if not hasattr(transform, name)]
@@ -230,7 +255,7 @@ def build_foodvision_mini(weights, image_folder: str | Path, output: str | Path,
         The path written.
     """
     from going_modular import data_setup, engine
-    from going_modular.features import backbone_and_head, feature_dataloaders
+    from going_modular.features import feature_dataloaders
     from going_modular.runtime import set_seeds
 
     transform = weights.transforms()
@@ -244,7 +269,7 @@ def build_foodvision_mini(weights, image_folder: str | Path, output: str | Path,
         image_folder / "train", image_folder / "test", transform, batch_size=32, num_workers=0, seed=seed)
     set_seeds(seed)
     model = weights.build()
-    backbone, head = backbone_and_head(model)
+    backbone, head = split_for_features(model)
     last = [m for m in head.modules() if isinstance(m, nn.Linear)][-1]
     new_head = nn.Sequential(nn.Dropout(p=0.2), nn.Linear(last.in_features, len(class_names)))
     feat_train, feat_test = feature_dataloaders(backbone, train_dl, test_dl, "cpu", seed=seed)

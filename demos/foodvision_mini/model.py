@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 MODEL_FILE = HERE / "foodvision_mini.onnx"
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (a 10,000 x 10,000 PNG is 100 MP)
 MIN_SIDE = 8  # smaller images hold nothing to classify
+MAX_ASPECT = 10  # a 20,000 x 10 strip would be resized to 584,000 x 292 pixels (half a gigabyte) before the crop
 _RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
              "nearest": Image.Resampling.NEAREST}
 
@@ -28,8 +29,38 @@ class BadImage(ValueError):
     """The upload is not an image this app can classify; the message says why and what to do."""
 
 
+def check_size(width: int, height: int, name: str = "The image") -> None:
+    """Refuse images too large to decode safely, too small to classify, or too thin to be a photo.
+
+    Raises:
+        BadImage: naming the size, the limit and what to do.
+    """
+    if width * height > MAX_PIXELS:
+        raise BadImage(f"{name} is {width:,} x {height:,} pixels ({width * height / 1e6:.0f} MP); this app "
+                       f"takes at most {MAX_PIXELS / 1e6:.0f} MP. Downscale it (a 1,000 px photo is plenty).")
+    if min(width, height) < MIN_SIDE:
+        raise BadImage(f"{name} is only {width} x {height} pixels; upload a photo at least "
+                       f"{MIN_SIDE} x {MIN_SIDE} pixels (a few hundred is best).")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise BadImage(f"{name} is {width:,} x {height:,} pixels, a strip rather than a photo (sides more than "
+                       f"{MAX_ASPECT}:1). Crop it to the food and upload that.")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB: grey, palette, RGBA and CMYK directly; 16-bit and float grey rescaled.
+
+    Pillow's `convert("RGB")` clips 16-bit values at 255, which turns a 16-bit greyscale PNG white.
+    """
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float32)
+        low, high = (0.0, 65535.0) if image.mode.startswith("I;16") else (float(pixels.min()), float(pixels.max()))
+        scaled = (pixels - low) * (255.0 / max(high - low, 1e-6))
+        image = Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8))  # 2-D uint8 -> mode "L"
+    return image.convert("RGB")
+
+
 def load_image(path: str | Path, draft_size: int = 0) -> Image.Image:
-    """Open an image file as RGB, refusing what is not an image, broken, too small or too large.
+    """Open an image file as RGB, refusing what is not an image, broken, too small, too large or too thin.
 
     Args:
         path: The file.
@@ -47,18 +78,12 @@ def load_image(path: str | Path, draft_size: int = 0) -> Image.Image:
     except OSError as error:
         raise BadImage(f"{name} could not be opened ({error}). Upload the photo again.") from None
     with image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise BadImage(f"{name} is {width:,} x {height:,} pixels ({width * height / 1e6:.0f} MP); this app "
-                           f"takes at most {MAX_PIXELS / 1e6:.0f} MP. Downscale it (a 1,000 px photo is plenty).")
-        if min(width, height) < MIN_SIDE:
-            raise BadImage(f"{name} is only {width} x {height} pixels; upload a photo at least "
-                           f"{MIN_SIDE} x {MIN_SIDE} pixels (a few hundred is best).")
+        check_size(*image.size, name)
         if draft_size and image.format == "JPEG":
             image.draft("RGB", (draft_size, draft_size))  # decode at a reduced scale when it is big enough
         try:
             image = ImageOps.exif_transpose(image)  # phone photos: apply the rotation stored in EXIF
-            return image.convert("RGB")  # grey, palette, RGBA, CMYK -> RGB; decodes the pixels
+            return to_rgb(image)  # decodes the pixels
         except (OSError, SyntaxError, ValueError) as error:
             raise BadImage(f"{name} is damaged and cannot be decoded ({error}). "
                            "It may be truncated: upload the complete file.") from None
@@ -117,8 +142,9 @@ class FoodVisionMini:
         start = time.perf_counter()
         if not isinstance(image, Image.Image):
             image = load_image(image, draft_size=2 * self.preprocessing["resize"])
-        elif image.mode != "RGB":
-            image = image.convert("RGB")
+        else:
+            check_size(*image.size)
+            image = to_rgb(image)
         probs = self.probabilities(self.preprocess(image))[0]
         seconds = time.perf_counter() - start
         return {name: float(p) for name, p in zip(self.class_names, probs)}, seconds
