@@ -234,6 +234,10 @@ def bad_files(tmp_path_factory, examples) -> dict[str, Path]:
     rgba.save(files["rgba"])
     files["one_pixel"] = folder / "one_pixel.png"
     Image.new("RGB", (1, 1), (200, 100, 50)).save(files["one_pixel"])
+    files["strip"] = folder / "strip.png"
+    Image.new("RGB", (20_000, 10), (120, 80, 40)).save(files["strip"])  # resized naively: 584,000 x 292 pixels
+    files["grey16"] = folder / "grey16.png"
+    Image.fromarray(np.asarray(sample.convert("L"), dtype=np.uint16) * 257).save(files["grey16"])  # mode I;16
     files["huge"] = folder / "huge.png"
     Image.new("L", (10_000, 10_000), 128).save(files["huge"])  # 100 megapixels, a few hundred KB on disk
     return files
@@ -243,6 +247,7 @@ REFUSED = {
     "not_an_image": "is not an image file Pillow can read",
     "truncated": "is damaged and cannot be decoded",
     "one_pixel": "is only 1 x 1 pixels",
+    "strip": "is 20,000 x 10 pixels, a strip rather than a photo",
     "huge": "10,000 x 10,000 pixels (100 MP); this app takes at most 40 MP",
 }
 
@@ -268,8 +273,8 @@ def test_bad_upload_shows_its_message_and_the_server_keeps_serving(case, page, b
     assert server_rss_mb(app_server[1]) - before < 300, "a refused upload should not cost the server memory"
 
 
-@pytest.mark.parametrize("case", ["grayscale", "rgba"])
-def test_grayscale_and_rgba_uploads_are_converted_and_classified(case, page, bad_files):
+@pytest.mark.parametrize("case", ["grayscale", "rgba", "grey16"])
+def test_grayscale_rgba_and_16_bit_uploads_are_converted_and_classified(case, page, bad_files):
     upload_and_predict(page, bad_files[case])
     label, bars = read_prediction(page)
     assert label in CLASSES and abs(sum(bars.values()) - 1) < 1e-3, (label, bars)
