@@ -158,3 +158,56 @@ def test_solutions_pass_every_check_in_their_stored_outputs(path):
         name = CHECK_NAME.search(cell.source).group(1)
         shown = "".join(text_of(out) for out in cell.get("outputs", []))
         assert f"✓ {name}: " in shown, f"{path.name} {where(nb, cell)}: no '✓ {name}: ...' in {shown!r}"
+
+
+HINT = re.compile(r"""hint=f?(["'])((?:(?!\1)[^\\]|\\.)*)\1""")
+LESSON = re.compile(r"^Lesson (\d\d), sections? ")
+HEADING_NUMBER = re.compile(r"^#{2,4} +(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
+
+
+def cited_sections(hint: str) -> tuple[str, list[str]] | None:
+    """("05", ["10.5", "6.4"]) for "Lesson 05, sections 10.5 (a run) and 6.4: ...", or None if it cites none.
+
+    Asides in parentheses are dropped, and the citation ends at the first colon, semicolon or full stop.
+    """
+    lesson = LESSON.match(hint)
+    if not lesson:
+        return None
+    rest = hint[lesson.end():]
+    while re.search(r"\([^()]*\)", rest):
+        rest = re.sub(r"\([^()]*\)", "", rest)
+    rest = re.split(r"[:;]|\.(?!\d)", rest)[0]
+    numbers = [n for token in re.findall(r"\d+(?:\.\d+)*(?:-\d+)?", rest) for n in token.split("-")]
+    return lesson.group(1), numbers
+
+
+def lesson_sections(number: str) -> set[str] | None:
+    """The section numbers ("3", "3.2", ...) of lesson `number`'s headings, or None if there is no such lesson."""
+    found = sorted((ROOT / "notebooks").glob(f"{number}_*.ipynb"))
+    if not found:
+        return None
+    nb = nbformat.read(found[0], as_version=4)
+    return {m for cell in nb.cells if cell.cell_type == "markdown" for m in HEADING_NUMBER.findall(cell.source)}
+
+
+def test_cited_sections_reads_the_citation_and_nothing_after_it():
+    assert cited_sections("Lesson 00, section 11.3 (.to(device)) and section 5.4 (transpose one); seed (1, 7)") == ("00", ["11.3", "5.4"])
+    assert cited_sections("Lesson 08, sections 3-7 and 8.1: Linear(a, b) has a*b + b") == ("08", ["3", "7", "8.1"])
+    assert cited_sections("Lesson 05, sections 8.2 (config.py: TrainConfig) and 10.3 (exit status 2).") == ("05", ["8.2", "10.3"])
+    assert cited_sections("re-read the lesson") is None
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=ids(EXERCISES))
+def test_every_hint_cites_sections_its_lesson_has(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in check_cells(nb):
+        hint = HINT.search(cell.source)
+        assert hint, f"{path.name} {where(nb, cell)}: check(..., hint=\"Lesson NN, section N.M: ...\") needs a literal hint"
+        cited = cited_sections(hint.group(2))
+        assert cited and cited[1], f"{path.name} {where(nb, cell)}: the hint {hint.group(2)!r} should start 'Lesson NN, section N.M: ...'"
+        lesson, numbers = cited
+        sections = lesson_sections(lesson)
+        assert sections is not None, f"{path.name} {where(nb, cell)}: the hint cites lesson {lesson}, which has no notebook"
+        missing = [n for n in numbers if n not in sections]
+        assert not missing, (f"{path.name} {where(nb, cell)}: the hint cites section(s) {missing} of lesson {lesson}, "
+                             "which has no such heading")
