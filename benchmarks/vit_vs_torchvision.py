@@ -10,15 +10,15 @@ mode, dropout 0 in both), and the ratio ours / torchvision (< 1: ours is faster)
 alternate between the two models, rep by rep, so a machine that gets busier or quieter during
 the run affects both alike.
 
-Peak memory is measured for each (model, pass) in a fresh subprocess: on the CPU the peak
-resident set size of that process (`resource.getrusage`) minus its size before the first
-pass, on CUDA `torch.cuda.max_memory_allocated` minus what the weights take.
+Peak memory is measured for each (model, pass) in a fresh subprocess that builds only that
+model: on the CPU the peak resident set size during the pass (Linux's VmHWM, reset just
+before it) minus the resident size before it, on CUDA `torch.cuda.max_memory_allocated` minus
+what the weights take. Both are what the pass adds on top of the model's weights.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -85,12 +85,32 @@ def time_pair(device: torch.device, batch: int, reps: int, amp: str | None) -> d
     return results
 
 
+def _status_kib(field: str) -> int:
+    """A field of /proc/self/status in KiB (Linux), e.g. VmRSS (resident now) or VmHWM (its peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
 def peak_memory_child(which: str, backward: bool, device_name: str, batch: int, amp: str | None) -> dict:
-    """Run in a fresh process: the extra peak memory (MiB) of one pass of one model."""
+    """Run in a fresh process: the extra peak memory (MiB) of one pass of one model.
+
+    Only the measured model is built (weights do not change memory), so no freed memory of the
+    other one is there for the pass to reuse. On Linux the peak RSS is reset just before the pass
+    (`/proc/self/clear_refs`), so the model's construction does not count.
+    """
+    import torchvision
+
+    from going_modular.vit import vit_b_16
+
     device = torch.device(device_name)
-    ours, theirs = build_pair(device)
-    model = ours if which == "ours" else theirs
-    del ours, theirs
+    torch.manual_seed(0)
+    if which == "ours":
+        model = vit_b_16(num_classes=1000, mlp_dropout=0.0, embedding_dropout=0.0).to(device)
+    else:
+        model = torchvision.models.vit_b_16(weights=None).to(device)
     x = torch.randn(batch, 3, 224, 224, device=device)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -99,10 +119,11 @@ def peak_memory_child(which: str, backward: bool, device_name: str, batch: int, 
         one_pass(model, x, backward, amp)
         torch.cuda.synchronize()
         return {"peak_mib": (torch.cuda.max_memory_allocated() - base) / 2**20}
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    base = _status_kib("VmRSS")
     one_pass(model, x, backward, amp)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_mib": (peak - base) / 1024}
+    return {"peak_mib": (_status_kib("VmHWM") - base) / 1024}
 
 
 def peak_memory(which: str, backward: bool, device: torch.device, batch: int, amp: str | None) -> float:
