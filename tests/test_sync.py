@@ -41,6 +41,8 @@ def test_repository_is_in_sync():
 def test_every_package_module_names_its_notebook():
     owners = {}
     for notebook in (REPO_ROOT / "notebooks").rglob("*.ipynb"):
+        if ".ipynb_checkpoints" in notebook.parts:  # JupyterLab's copies, not lessons
+            continue
         for cell in writefile_cells(notebook):
             owners[cell.target] = notebook
     for path, notebook in owners.items():
