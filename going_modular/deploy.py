@@ -149,12 +149,14 @@ def quantize_int8(source: str | Path, target: str | Path, calibration: Iterable[
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class _Reader(CalibrationDataReader):
+        """Hands the calibration images over 8 at a time (onnxruntime keeps every activation until the end)."""
+
         def __init__(self, batches: Iterable[np.ndarray]):
-            self.batches = iter(batches)
+            self.chunks = (batch[i:i + 8] for batch in batches for i in range(0, len(batch), 8))
 
         def get_next(self) -> dict | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {"image": np.ascontiguousarray(batch, dtype=np.float32)}
+            chunk = next(self.chunks, None)
+            return None if chunk is None else {"image": np.ascontiguousarray(chunk, dtype=np.float32)}
 
     target = Path(target)
     with tempfile.TemporaryDirectory() as tmp:
