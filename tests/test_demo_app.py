@@ -14,6 +14,7 @@ When the lesson has not been run, a session fixture makes the model file and the
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -142,18 +143,40 @@ def client(app_server):
     return Client(app_server[0], verbose=False)
 
 
-@pytest.fixture(scope="session")
-def browser():
+_SHARED: dict = {"users": 0}
+
+
+@contextlib.contextmanager
+def shared_chromium():
+    """One headless Chromium per test session, shared by this module and test_jupyterlab.py.
+
+    Playwright's sync API runs an event loop in the thread that starts it, so a second
+    `sync_playwright()` while the first is open fails; the browser is started once and stopped
+    when its last user is done.
+    """
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)")
-    from playwright.sync_api import sync_playwright
+    if _SHARED["users"] == 0:
+        from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+        manager = sync_playwright()
+        playwright = manager.__enter__()
+        _SHARED.update(manager=manager, browser=playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                                           args=CHROMIUM_ARGS))
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if _SHARED["users"] == 0:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("manager").__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with shared_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture()

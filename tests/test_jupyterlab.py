@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from test_demo_app import CHROMIUM, CHROMIUM_ARGS, artifacts, free_port
+from test_demo_app import artifacts, free_port, shared_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/00_pytorch_fundamentals.ipynb"
@@ -87,28 +87,27 @@ def jupyter_lab(tmp_path):
             "a kernel outlived the server"
 
 
-def test_jupyterlab_opens_lesson_00_and_renders_its_title(jupyter_lab):
+@pytest.fixture(scope="module")
+def browser():
+    with shared_chromium() as chromium:  # the same Chromium as tests/test_demo_app.py when both run
+        yield chromium
+
+
+def test_jupyterlab_opens_lesson_00_and_renders_its_title(jupyter_lab, browser):
     base, token, process, children = jupyter_lab
     title = lesson_title()
-    from playwright.sync_api import sync_playwright
-
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.set_default_timeout(90_000)
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
-            heading = page.locator(".jp-RenderedMarkdown h1", has_text=title).first
-            heading.wait_for(state="visible")
-            shown = heading.inner_text()
-            page.wait_for_timeout(1000)  # let the rest of the first screen render for the screenshot
-            page.screenshot(path=str(artifacts() / "jupyterlab_00.png"))
-            tab = page.locator(".lm-TabBar-tabLabel", has_text="00_pytorch_fundamentals.ipynb").first
-            tab_shown = tab.is_visible()
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.set_default_timeout(90_000)
+        page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+        heading = page.locator(".jp-RenderedMarkdown h1", has_text=title).first
+        heading.wait_for(state="visible")
+        shown = heading.inner_text()
+        page.wait_for_timeout(1000)  # let the rest of the first screen render for the screenshot
+        page.screenshot(path=str(artifacts() / "jupyterlab_00.png"))
+        tab_shown = page.locator(".lm-TabBar-tabLabel", has_text="00_pytorch_fundamentals.ipynb").first.is_visible()
+    finally:
+        page.close()
     assert title in shown, (title, shown)
     assert tab_shown, "the notebook's tab is not open"
     assert process.poll() is None, "jupyter lab died while the notebook was open"
