@@ -140,7 +140,7 @@ def quantize_int8(source: str | Path, target: str | Path, calibration: Iterable[
 
     Args:
         source: A float32 ONNX file from `export_onnx`.
-        target: The int8 file to write; it keeps the source's metadata.
+        target: The int8 file to write; it keeps the source's metadata, with "int8": true.
         calibration: Batches of preprocessed images (float32 arrays (B, 3, H, W)) like those the
             model will see; their activation ranges fix the int8 scales.
     """
@@ -167,6 +167,8 @@ def quantize_int8(source: str | Path, target: str | Path, calibration: Iterable[
         proto = onnx.load(str(quantized))
     del proto.metadata_props[:]
     for key, value in read_metadata(source, raw=True).items():
+        if key == METADATA_KEY:
+            value = json.dumps({**json.loads(value), "int8": True})  # the app shows which model it runs
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     _atomic_bytes(proto.SerializeToString(), target)

@@ -70,7 +70,7 @@ def test_quantize_int8_shrinks_keeps_metadata_and_stays_close(tmp_path):
     fp32 = deploy.export_onnx(model, tmp_path / "fp32.onnx", image_size=32, metadata={"int8": False})
     calibration = [torch.rand(8, 3, 32, 32).numpy() for _ in range(4)]
     int8 = deploy.quantize_int8(fp32, tmp_path / "int8.onnx", calibration)
-    assert deploy.read_metadata(int8) == {"int8": False}
+    assert deploy.read_metadata(int8) == {"int8": True}
     assert deploy.size_mb(int8) < deploy.size_mb(fp32)
     x = torch.rand(16, 3, 32, 32)
     with torch.no_grad():
