@@ -43,7 +43,8 @@ def jupyter_lab(tmp_path):
     log = tmp_path / "jupyterlab.log"
     command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={ROOT}", "--LabApp.news_url=", "--ServerApp.open_browser=False",
+               f"--ServerApp.root_dir={ROOT}", f"--FileCheckpoints.root_dir={tmp_path / 'checkpoints'}",
+               "--LabApp.news_url=", "--ServerApp.open_browser=False",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.terminals_enabled=False"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers often run as root
@@ -111,3 +112,4 @@ def test_jupyterlab_opens_lesson_00_and_renders_its_title(jupyter_lab, browser):
     assert title in shown, (title, shown)
     assert tab_shown, "the notebook's tab is not open"
     assert process.poll() is None, "jupyter lab died while the notebook was open"
+    assert not (ROOT / "notebooks" / ".ipynb_checkpoints").exists(), "JupyterLab wrote checkpoints into the course"
