@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -135,3 +136,36 @@ class ImageFolderCustom(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, self.targets[index]
+
+
+def train_val_split(targets: list[int], val_fraction: float = 0.2, seed: int = 42) -> tuple[list[int], list[int]]:
+    """Split sample indices into a training part and a validation part, stratified by class.
+
+    The validation set is carved from the training folder (the test folder stays untouched until
+    the very end). Each class gives the same share of its images, picked by a seeded shuffle, so the
+    same targets, fraction and seed always give the same split, on any machine.
+
+    Args:
+        targets: The label of every sample, e.g. `ImageFolder(...).targets`.
+        val_fraction: Share of each class held out for validation, strictly between 0 and 1.
+        seed: Seed of the shuffle that picks the validation images.
+
+    Returns:
+        (train_indices, val_indices), each sorted; together they are every index exactly once.
+
+    Raises:
+        ValueError: `val_fraction` is not strictly between 0 and 1, or a class has fewer than 2 samples.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction!r} must be strictly between 0 and 1, e.g. 0.2 for 20 %.")
+    generator = torch.Generator().manual_seed(seed)
+    train_indices, val_indices = [], []
+    for label in sorted(set(targets)):
+        members = [i for i, t in enumerate(targets) if t == label]
+        if len(members) < 2:
+            raise ValueError(f"Class {label} has {len(members)} sample(s); a stratified split needs at least 2 per class.")
+        order = torch.randperm(len(members), generator=generator).tolist()
+        n_val = min(len(members) - 1, max(1, round(len(members) * val_fraction)))  # at least one on each side
+        val_indices += [members[i] for i in order[:n_val]]
+        train_indices += [members[i] for i in order[n_val:]]
+    return sorted(train_indices), sorted(val_indices)
