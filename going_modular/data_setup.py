@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import datasets
 
-from going_modular.custom_data import find_classes
+from going_modular.custom_data import find_classes, train_val_split
 from going_modular.data_cache import TensorCacheDataset  # advanced: decode once (section 13)
 from going_modular.distributed import split_data  # advanced: several processes (section 17)
 from going_modular.runtime import seeded_generator
@@ -56,8 +56,9 @@ def create_dataloaders(
     seed: int | None = None,
     cache: bool = False,
     distributed: bool = False,
-) -> tuple[DataLoader, DataLoader, list[str]]:
-    """Create training and testing DataLoaders from two ImageFolder directories.
+    val_fraction: float = 0.0,
+) -> tuple[DataLoader, DataLoader, list[str]] | tuple[DataLoader, DataLoader, DataLoader, list[str]]:
+    """Create training (and validation) and testing DataLoaders from two ImageFolder directories.
 
     Args:
         train_dir: Folder with one subfolder of images per class, for training.
@@ -71,20 +72,31 @@ def create_dataloaders(
             the seed and the epoch number only); None leaves it to PyTorch's global generator.
         cache: Decode every image once and keep it in memory (`TensorCacheDataset`). For small datasets.
         distributed: Split the data between the processes of an initialized process group (torchrun).
+        val_fraction: Share of each class of `train_dir` held out as a validation set (stratified,
+            seeded by `seed`, or 42 when `seed` is None; see `custom_data.train_val_split`). Validation
+            images get `test_transform`, never augmentation. 0 (the default) holds out nothing.
 
     Returns:
-        (train_dataloader, test_dataloader, class_names), class_names sorted like ImageFolder's.
+        (train_dataloader, test_dataloader, class_names) when val_fraction is 0, as in the original
+        course; (train_dataloader, val_dataloader, test_dataloader, class_names) when it is above 0.
+        class_names are sorted like ImageFolder's.
     """
     train_dir, test_dir = _check_image_folder(train_dir, "train_dir"), _check_image_folder(test_dir, "test_dir")
     test_transform = transform if test_transform is None else test_transform
     dataset = TensorCacheDataset if cache else datasets.ImageFolder
     train_data = dataset(str(train_dir), transform=transform)
     test_data = dataset(str(test_dir), transform=test_transform)
-    if train_data.classes != test_data.classes:
+    class_names = train_data.classes
+    if class_names != test_data.classes:
         raise ValueError(
-            f"train_dir has classes {train_data.classes} but test_dir has {test_data.classes}. "
+            f"train_dir has classes {class_names} but test_dir has {test_data.classes}. "
             "Both need the same class subfolders, or the label numbers would not match."
         )
+    val_data = None
+    if val_fraction:  # carve the validation set out of the training folder, never out of the test folder
+        train_idx, val_idx = train_val_split(train_data.targets, val_fraction, 42 if seed is None else seed)
+        val_data = Subset(dataset(str(train_dir), transform=test_transform), val_idx)
+        train_data = Subset(train_data, train_idx)
 
     train_sampler = None
     if distributed:  # each process gets its own part of the data
@@ -106,4 +118,6 @@ def create_dataloaders(
         **loader_args,
     )
     test_dataloader = DataLoader(test_data, shuffle=False, **loader_args)
-    return train_dataloader, test_dataloader, train_data.classes
+    if val_data is None:
+        return train_dataloader, test_dataloader, class_names
+    return train_dataloader, DataLoader(val_data, shuffle=False, **loader_args), test_dataloader, class_names

@@ -3,6 +3,7 @@ import pytest
 import torch
 from torchvision import transforms
 
+from going_modular.custom_data import train_val_split
 from going_modular.data_setup import EpochShuffleSampler, TensorCacheDataset, create_dataloaders
 
 TRANSFORM = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
@@ -144,3 +145,32 @@ def test_seeded_shuffle_depends_on_seed_and_epoch_only(food_dirs):
     fresh = create_dataloaders(*food_dirs, TRANSFORM, 4, 0, seed=7)[0].sampler
     fresh.set_epoch(1)
     assert list(fresh) == second  # a fresh loader (a resumed run) repeats epoch 1's order
+
+
+def test_validation_split_is_carved_from_the_training_folder(food_dirs):
+    transform = transforms.Compose([transforms.Resize((8, 8)), transforms.ToTensor()])
+    augment = transforms.Compose([transforms.Resize((8, 8)), transforms.ColorJitter(0.9), transforms.ToTensor()])
+    train_dl, val_dl, test_dl, classes = create_dataloaders(*food_dirs, augment, 4, 0, test_transform=transform,
+                                                            seed=0, val_fraction=0.34)
+    train_idx, val_idx = train_dl.dataset.indices, val_dl.dataset.indices
+    assert sorted(train_idx + val_idx) == list(range(9)) and len(val_idx) == 3  # one image per class held out
+    assert sorted(labels_in_order(val_dl)) == [0, 1, 2]                             # stratified
+    assert len(test_dl.dataset) == 6 and classes == ["pizza", "steak", "sushi"]
+    assert val_dl.dataset.dataset.transform is transform                            # no augmentation
+    again = create_dataloaders(*food_dirs, augment, 4, 0, seed=0, val_fraction=0.34)
+    assert again[1].dataset.indices == val_idx                                      # same seed, same split
+    assert len(create_dataloaders(*food_dirs, transform, 4, 0)) == 3                 # the original's 3 values
+
+
+def test_train_val_split_is_stratified_seeded_and_checked():
+    targets = [0] * 10 + [1] * 30
+    train, val = train_val_split(targets, 0.2, seed=1)
+    assert sorted(train + val) == list(range(40))
+    assert sum(targets[i] == 0 for i in val) == 2 and sum(targets[i] == 1 for i in val) == 6
+    assert train_val_split(targets, 0.2, seed=1) == (train, val)
+    assert train_val_split(targets, 0.2, seed=2) != (train, val)
+    for bad in (0, 1, -0.1, 1.5):
+        with pytest.raises(ValueError, match=f"val_fraction={bad}"):
+            train_val_split(targets, bad)
+    with pytest.raises(ValueError, match="at least 2 per class"):
+        train_val_split([0, 0, 1], 0.5)

@@ -153,3 +153,93 @@ def test_one_mixed_precision_switch():
         assert layer(x).dtype == torch.float32
     with pytest.raises(ValueError, match=r"amp='fp8' is not one of"):
         autocast(cpu, "fp8")
+
+
+def drifting_data(n=24, seed=0):
+    """A linearly separable 2-class problem, so a few SGD epochs lower the validation loss."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, 4, generator=g)
+    y = (X[:, 0] > 0).long()
+    return DataLoader(TensorDataset(X, y), batch_size=8)
+
+
+def test_validation_keys_and_no_test_set():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    results = engine.train(model, drifting_data(), None, optimizer, nn.CrossEntropyLoss(), 3, "cpu",
+                           val_dataloader=drifting_data(seed=1), progress=False, verbose=False)
+    assert list(results) == ["train_loss", "train_acc", "val_loss", "val_acc"]
+    assert all(len(v) == 3 for v in results.values())
+    with pytest.raises(ValueError, match="at least one"):
+        engine.train(model, drifting_data(), None, optimizer, nn.CrossEntropyLoss(), 1, "cpu", progress=False)
+
+
+def test_old_call_keeps_its_keys(linear_data):
+    loader, _, _ = linear_data
+    model, optimizer = frozen_linear()
+    results = engine.train(model, loader, loader, optimizer, nn.CrossEntropyLoss(), 2, "cpu", progress=False,
+                           verbose=False)
+    assert list(results) == ["train_loss", "train_acc", "test_loss", "test_acc"]
+
+
+def test_early_stopping_restores_the_best_weights(monkeypatch):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    script = iter([0.9, 0.5, 0.7, 0.8, 0.6, 0.1])  # best at epoch 2, then 3 epochs without improvement
+    seen = []
+    real_test_step = engine.test_step
+
+    def scripted(model, loader, loss_fn, device, *, split="test", **kwargs):
+        loss, acc = real_test_step(model, loader, loss_fn, device, split=split, **kwargs)
+        if split == "validation":
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+            return next(script), acc
+        return loss, acc
+
+    monkeypatch.setattr(engine, "test_step", scripted)
+    results = engine.train(model, drifting_data(), None, optimizer, nn.CrossEntropyLoss(), 10, "cpu",
+                           val_dataloader=drifting_data(seed=1), patience=2, progress=False, verbose=False)
+    assert results["val_loss"] == [0.9, 0.5, 0.7, 0.8]  # stopped after 2 epochs without improvement
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, seen[1][key])  # the weights of epoch 2 are back
+
+
+@pytest.mark.parametrize("patience", [0, -1, 1.5, "3"])
+def test_bad_patience_is_refused(patience):
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="patience"):
+        engine.train(model, drifting_data(), None, optimizer, nn.CrossEntropyLoss(), 1, "cpu",
+                     val_dataloader=drifting_data(), patience=patience, progress=False)
+
+
+def test_patience_needs_validation_data():
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="val_dataloader"):
+        engine.train(model, drifting_data(), drifting_data(), optimizer, nn.CrossEntropyLoss(), 1, "cpu",
+                     patience=2, progress=False)
+
+
+def test_scheduler_steps_once_per_epoch_and_lr_is_recorded():
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    results = engine.train(model, drifting_data(), drifting_data(), optimizer, nn.CrossEntropyLoss(), 3, "cpu",
+                           scheduler=scheduler, progress=False, verbose=False)
+    assert results["lr"] == pytest.approx([0.1, 0.05, 0.025])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0125)
+
+
+def test_plateau_scheduler_needs_validation_loss():
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0, factor=0.5)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau needs a val_dataloader"):
+        engine.train(model, drifting_data(), drifting_data(), optimizer, nn.CrossEntropyLoss(), 1, "cpu",
+                     scheduler=plateau, progress=False)
+    results = engine.train(model, drifting_data(), None, optimizer, nn.CrossEntropyLoss(), 2, "cpu",
+                           val_dataloader=drifting_data(seed=1), scheduler=plateau, progress=False, verbose=False)
+    assert len(results["lr"]) == 2
