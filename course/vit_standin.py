@@ -47,9 +47,7 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -246,19 +244,10 @@ def sha256_of(path: str | Path) -> str:
 
 def save(student: nn.Module, path: str | Path = WEIGHTS_FILE) -> str:
     """Write the student's fp16 state dict atomically to `path`; return its SHA-256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from going_modular.atomic import atomic_save  # temporary file, then rename; file mode from the umask
+
     state = {name: tensor.detach().to(torch.float16).contiguous() for name, tensor in student.state_dict().items()}
-    handle, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(state, partial)
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
-    return sha256_of(path)
+    return sha256_of(atomic_save(state, path))
 
 
 # --------------------------------------------------------------------------- loading
