@@ -4,15 +4,17 @@
 A frozen backbone in eval mode computes the same features for an image every epoch. Without
 random augmentation, those features can be computed once and kept:
 
-    backbone, head = backbone_and_head(model)          # EfficientNet: features+avgpool+flatten | classifier
+    backbone, head = backbone_and_head(model)          # e.g. EfficientNet: features+avgpool+flatten | classifier
     feat_train, feat_test = feature_dataloaders(backbone, train_dataloader, test_dataloader, device)
     engine.train(head, feat_train, feat_test, optimizer, loss_fn, epochs, device)
 
 trains the head exactly as `engine.train(nn.Sequential(FrozenBackbone(backbone), head), ...)` does
-on the images (same losses, same order), but each epoch only pays for the head.
+on the images (same losses, same order), but each epoch only pays for the head. Pass
+`val_dataloader=` to cache a validation split too: then three loaders come back (train, val, test).
 """
 from __future__ import annotations
 
+import copy
 from typing import Iterable
 
 import torch
@@ -45,44 +47,59 @@ class FrozenBackbone(nn.Module):
             return self.backbone(x)
 
 
-class _ViTBackbone(nn.Module):
-    """torchvision's VisionTransformer up to (not including) `heads`: the class token's features."""
+HEAD_NAMES = ("heads", "head", "fc", "classifier")  # where torchvision and timm models keep their head
 
-    def __init__(self, vit: nn.Module):
-        super().__init__()
-        self.vit = vit
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.vit._process_input(x)                                  # (B, N, D) patch embeddings
-        class_token = self.vit.class_token.expand(x.shape[0], -1, -1)  # (B, 1, D)
-        x = self.vit.encoder(torch.cat([class_token, x], dim=1))        # (B, 1 + N, D)
-        return x[:, 0]                                                  # (B, D)
+def _head_path(model: nn.Module) -> str | None:
+    """The dotted name of `model`'s head: timm's `get_classifier()`, else the first child in HEAD_NAMES."""
+    if callable(getattr(model, "get_classifier", None)):  # timm: the head may sit deeper, e.g. "head.fc"
+        classifier = model.get_classifier()
+        return next((name for name, module in model.named_modules() if name and module is classifier), None)
+    return next((name for name in HEAD_NAMES if isinstance(getattr(model, name, None), nn.Module)), None)
+
+
+def _without(model: nn.Module, path: str) -> nn.Module:
+    """A shallow copy of `model` whose submodule `path` is nn.Identity; every other module is shared."""
+    body = copy.copy(model)                   # a new module object with the same attributes...
+    body._modules = copy.copy(model._modules)  # ...and its own table of children, so `model` keeps its head
+    name, _, rest = path.partition(".")
+    body._modules[name] = _without(model._modules[name], rest) if rest else nn.Identity()
+    return body
 
 
 def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """Split a torchvision-layout classifier where transfer learning cuts it.
+    """Split a pretrained classifier where transfer learning cuts it.
 
     Args:
-        model: An EfficientNet (`features`, `avgpool`, `classifier`: torchvision's or the
-            course's EfficientNet-Lite) or a torchvision VisionTransformer (`conv_proj`,
-            `encoder`, `heads`).
+        model: One of
+            - torchvision's EfficientNet layout (`features`, `avgpool`, `classifier`: torchvision's
+              EfficientNet or the course's EfficientNet-Lite): cut before `classifier`;
+            - a timm-style model (`forward_features`, `forward_head`): cut before its classifier
+              (`get_classifier()` where there is one, else the child named in HEAD_NAMES; the course's
+              ViT and its stand-in keep it in `heads`);
+            - any model whose forward ends in a child named `heads`, `head`, `fc` or `classifier`
+              (torchvision's VisionTransformer, ResNet, MobileNet, ...).
 
     Returns:
-        (backbone, head): `head(backbone(x))` equals `model(x)`; the backbone returns (B, D)
-        features. Both share their parameters with `model` (nothing is copied).
+        (backbone, head): `head(backbone(x))` equals `model(x)` in eval mode, and the backbone
+        returns (B, D) features. Nothing is copied: the backbone is either a Sequential of the model's
+        own modules or a shallow copy of the model with the head swapped for nn.Identity, so it
+        shares every parameter with `model` except the head's, and `model` itself is unchanged.
 
     Raises:
-        TypeError: `model` has neither layout.
+        TypeError: `model` has none of these layouts.
     """
     if all(hasattr(model, name) for name in ("features", "avgpool", "classifier")):
         return nn.Sequential(model.features, model.avgpool, nn.Flatten()), model.classifier
-    if all(hasattr(model, name) for name in ("conv_proj", "class_token", "encoder", "heads")):
-        return _ViTBackbone(model), model.heads
-    raise TypeError(
-        f"backbone_and_head does not know where to cut a {type(model).__name__}: expected an EfficientNet "
-        "(.features, .avgpool, .classifier) or a torchvision ViT (.conv_proj, .encoder, .heads). "
-        "Build the backbone yourself, e.g. nn.Sequential(<everything but the head>, nn.Flatten())."
-    )
+    path = _head_path(model)
+    if path is None:
+        raise TypeError(
+            f"backbone_and_head does not know where to cut a {type(model).__name__}: expected an EfficientNet "
+            "(.features, .avgpool, .classifier), a timm-style model (.forward_features, .forward_head), or a "
+            f"model whose head is a child named one of {HEAD_NAMES}. Build the backbone yourself, e.g. "
+            "nn.Sequential(<everything but the head>, nn.Flatten())."
+        )
+    return _without(model, path), model.get_submodule(path)
 
 
 def extract_features(backbone: nn.Module, dataloader: Iterable, device: torch.device | str, *,
@@ -145,9 +162,9 @@ def _in_order(dataloader: Iterable) -> Iterable:
 
 
 def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_dataloader: Iterable,
-                        device: torch.device | str, *, batch_size: int = 32,
-                        seed: int = 42) -> tuple[DataLoader, DataLoader]:
-    """Extract the features of both splits once and serve them as DataLoaders for the head.
+                        device: torch.device | str, *, batch_size: int = 32, seed: int = 42,
+                        val_dataloader: Iterable | None = None) -> tuple[DataLoader, ...]:
+    """Extract the features of every split once and serve them as DataLoaders for the head.
 
     The training images are read in dataset order and their features shuffled like
     `data_setup.create_dataloaders(..., seed=seed)` shuffles images (an `EpochShuffleSampler`:
@@ -161,10 +178,12 @@ def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_da
         device: Where the backbone runs.
         batch_size: Samples per batch of features.
         seed: Seed for the training order.
+        val_dataloader: Validation images (e.g. from `create_dataloaders(..., val_fraction=0.2)`), or None.
 
     Returns:
-        (train_features, test_features): DataLoaders of (features (B, D) float32, labels (B,) int64)
-        on the CPU; the training one shuffles each epoch, the testing one keeps its order.
+        (train_features, test_features), or (train_features, val_features, test_features) with a
+        `val_dataloader`: DataLoaders of (features (B, D) float32, labels (B,) int64) on the CPU; the
+        training one shuffles each epoch, the others keep their order.
 
     Raises:
         ValueError: `batch_size` is not a positive int, or `extract_features` refuses the data.
@@ -172,9 +191,9 @@ def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_da
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is not a positive int. Use e.g. batch_size=32.")
     train_features = extract_features(backbone, _in_order(train_dataloader), device)
-    test_features = extract_features(backbone, test_dataloader, device)
     train = DataLoader(train_features, batch_size=batch_size,
                        sampler=EpochShuffleSampler(len(train_features), seed),
                        generator=seeded_generator(seed))  # as create_dataloaders: no draw from the global generator
-    test = DataLoader(test_features, batch_size=batch_size, shuffle=False)
-    return train, test
+    others = [extract_features(backbone, loader, device) for loader in (val_dataloader, test_dataloader)
+              if loader is not None]
+    return (train, *(DataLoader(features, batch_size=batch_size, shuffle=False) for features in others))

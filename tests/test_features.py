@@ -120,17 +120,71 @@ def test_backbone_and_head_recompose_the_model(images):
         torch.testing.assert_close(head(backbone(X)), model(X))
 
 
+def _check_split(model, x):
+    """backbone_and_head(model) cuts before the head, shares everything else, and leaves `model` as it was."""
+    head_before = [name for name, _ in model.named_children()]
+    with torch.no_grad():
+        logits = model(x)
+    backbone, head = backbone_and_head(model)
+    with torch.no_grad():
+        features = backbone(x)
+        assert features.ndim == 2 and features.shape[0] == len(x)
+        torch.testing.assert_close(head(features), logits)
+        torch.testing.assert_close(model(x), logits)  # the model still has its head
+    assert [name for name, _ in model.named_children()] == head_before
+    head_params = {id(p) for p in head.parameters()}
+    model_params = {id(p) for p in model.parameters()}
+    backbone_params = {id(p) for p in backbone.parameters()}
+    assert head_params and not head_params & backbone_params  # the head is not part of the backbone
+    assert backbone_params | head_params == model_params  # and nothing was copied
+    FrozenBackbone(backbone)
+    assert all(p.requires_grad for p in head.parameters())  # freezing the backbone leaves the head trainable
+    assert not any(p.requires_grad for p in backbone.parameters())
+    return features, head
+
+
 def test_backbone_and_head_of_a_torchvision_vit():
     from torchvision.models import VisionTransformer
 
     torch.manual_seed(0)
     vit = VisionTransformer(image_size=16, patch_size=8, num_layers=1, num_heads=2, hidden_dim=8,
                             mlp_dim=16, num_classes=3).eval()
-    backbone, head = backbone_and_head(vit)
-    x = torch.rand(2, 3, 16, 16)
-    with torch.no_grad():
-        assert backbone(x).shape == (2, 8)
-        torch.testing.assert_close(head(backbone(x)), vit(x))
+    features, head = _check_split(vit, torch.rand(2, 3, 16, 16))
+    assert features.shape == (2, 8) and head is vit.heads
+
+
+def test_backbone_and_head_of_the_course_vit():
+    """going_modular.vit.ViT: timm's forward_features/forward_head, its head in `heads` (found without naming the class)."""
+    from going_modular.vit import ViT
+
+    torch.manual_seed(0)
+    vit = ViT(img_size=32, patch_size=16, num_classes=3, embedding_dim=16, depth=1, num_heads=2, mlp_size=32).eval()
+    nn.init.normal_(vit.heads[0].weight)  # the ViT starts with a zero head: make the comparison mean something
+    features, head = _check_split(vit, torch.rand(2, 3, 32, 32))
+    assert features.shape == (2, 16) and head is vit.heads
+
+
+def test_backbone_and_head_of_the_vit_standin():
+    from course.vit_standin import load_student
+
+    student = load_student()
+    features, head = _check_split(student, torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
+    assert features.shape == (2, 192) and head is student.heads
+
+
+def test_backbone_and_head_of_timm_and_torchvision_cnns():
+    """timm's get_classifier() (here nested: ConvNeXt's head.fc) and a head named `fc` (ResNet)."""
+    import timm
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    convnext = timm.create_model("convnext_atto", pretrained=False, num_classes=3).eval()
+    features, head = _check_split(convnext, x)
+    assert head is convnext.head.fc and features.shape == (2, convnext.num_features)
+    resnet = resnet18(num_classes=3).eval()
+    features, head = _check_split(resnet, x)
+    assert head is resnet.fc and features.shape == (2, 512)
 
 
 def test_backbone_and_head_of_the_course_lite0():
@@ -210,3 +264,22 @@ def test_feature_loaders_shuffle_like_the_image_loaders(food_dirs):
         orders.append(torch.cat([x[:, 0] for x, _ in feat_train]))
     assert not torch.equal(orders[0], orders[1])  # a new shuffle each epoch
     assert torch.equal(torch.cat([y for _, y in feat_test]), torch.cat([y for _, y in test_images]))
+
+
+def test_feature_loaders_with_a_validation_split(food_dirs):
+    transform = transforms.Compose([transforms.Resize((12, 12)), transforms.ToTensor()])
+    train_images, val_images, test_images, _ = create_dataloaders(*food_dirs, transform, 4, 0, seed=3, cache=True,
+                                                                  val_fraction=0.34)
+    backbone, _ = backbone_and_head(tiny_model())
+    feat_train, feat_val, feat_test = feature_dataloaders(backbone, train_images, test_images, "cpu",
+                                                          batch_size=4, seed=3, val_dataloader=val_images)
+    assert (len(feat_train.dataset), len(feat_val.dataset), len(feat_test.dataset)) == (6, 3, 6)
+    for images, feats in ((val_images, feat_val), (test_images, feat_test)):
+        X = torch.cat([x for x, _ in images])
+        with torch.no_grad():
+            torch.testing.assert_close(torch.cat([f for f, _ in feats]), backbone.eval()(X))
+        assert torch.equal(torch.cat([y for _, y in feats]), torch.cat([y for _, y in images]))
+    train_images.sampler.set_epoch(1)
+    feat_train.sampler.set_epoch(1)
+    assert torch.equal(torch.cat([y for _, y in train_images]), torch.cat([y for _, y in feat_train]))
+    assert len(feature_dataloaders(backbone, train_images, test_images, "cpu")) == 2  # the old pair without it
