@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from course.fetch import add_parser as add_fetch
     add_fetch(sub)
+    from course.site import add_parser as add_site
+    add_site(sub)
     return parser
 
 
