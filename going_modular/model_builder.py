@@ -2,24 +2,31 @@
 """TinyVGG, the model blueprint it follows, and a registry of models the CLI can build by name."""
 from __future__ import annotations
 
+import abc
 from typing import Callable
 
 import torch
 from torch import nn
 
 
-class CourseModel(nn.Module):
-    """An nn.Module with a `name` and a training `history`, so runs can be told apart.
+class CourseModel(nn.Module, abc.ABC):
+    """The blueprint of the course's models: an abstract nn.Module with a `name` and a training `history`.
 
-    `going_modular.engine.train` appends each epoch's metrics to `history`
-    ({"epochs": [1, 2, ...], "train_loss": [...], ...}), which `plot_loss_curves` can draw
-    and an experiment table can label with `name`. Plain nn.Module models work everywhere too.
+    A subclass must define `forward`; one that forgets it fails when it is built (TypeError: Can't
+    instantiate abstract class ...), not at its first batch. `going_modular.engine.train` appends
+    each epoch's metrics to `history` ({"epochs": [1, 2, ...], "train_loss": [...], ...}), which
+    `plot_loss_curves` can draw and an experiment table can label with `name`. Plain nn.Module
+    models work everywhere too.
     """
 
     def __init__(self, name: str | None = None):
         super().__init__()
         self.name = name or type(self).__name__
         self.history: dict[str, list[float]] = {}
+
+    @abc.abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (or features) -> logits; every model of the course defines it."""
 
 
 class TinyVGG(CourseModel):

@@ -79,3 +79,43 @@ def test_missing_batch_dimension_is_named():
                                          r"and resize it to 64x64"):
         model(torch.rand(3, 32, 32))
     assert model(torch.rand(3, 64, 64).unsqueeze(0)).shape == (1, 3)  # the fix the message names works
+
+
+def test_course_model_is_abstract_until_forward_is_defined():
+    """CourseModel is an abstract base: a subclass without forward fails when built, not at its first batch."""
+    assert getattr(CourseModel.forward, "__isabstractmethod__", False)
+
+    class Forgetful(CourseModel):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(4, 2)
+
+    with pytest.raises(TypeError, match=r"Can't instantiate abstract class Forgetful.*forward"):
+        Forgetful()
+    with pytest.raises(TypeError, match="abstract"):
+        CourseModel()
+
+    class Linear(Forgetful):
+        def forward(self, x):
+            return self.layer(x)
+
+    model = Linear()  # defining forward is all it takes
+    assert model(torch.rand(3, 4)).shape == (3, 2) and model.name == "Linear"
+
+
+def test_abstract_blueprint_still_saves_compiles_and_wraps(tmp_path):
+    """ABCMeta sits on nn.Module's metaclass without trouble: torch.save (whole model and weights),
+    torch.compile and the DistributedDataParallel unwrap path all see an ordinary module."""
+    from going_modular.distributed import unwrap
+    torch.manual_seed(0)
+    model = TinyVGG(3, 4, 3, image_size=16)
+    x = torch.rand(2, 3, 16, 16)
+    torch.save(model, tmp_path / "whole.pt")
+    whole = torch.load(tmp_path / "whole.pt", weights_only=False)  # our own file: the class is importable
+    model.eval(), whole.eval()
+    assert torch.equal(whole(x), model(x)) and isinstance(whole, CourseModel)
+    compiled = torch.compile(model, backend="eager")  # the graph capture, without a C++ compiler
+    assert torch.allclose(compiled(x), model(x))
+    wrapped = nn.Module()
+    wrapped.module = model  # what DistributedDataParallel looks like from outside
+    assert unwrap(wrapped) is model
