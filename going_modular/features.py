@@ -161,7 +161,7 @@ def _in_order(dataloader: Iterable) -> Iterable:
                       pin_memory=dataloader.pin_memory)
 
 
-def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_dataloader: Iterable,
+def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_dataloader: Iterable | None,
                         device: torch.device | str, *, batch_size: int = 32, seed: int = 42,
                         val_dataloader: Iterable | None = None) -> tuple[DataLoader, ...]:
     """Extract the features of every split once and serve them as DataLoaders for the head.
@@ -174,22 +174,28 @@ def feature_dataloaders(backbone: nn.Module, train_dataloader: Iterable, test_da
     Args:
         backbone: Module on `device` that maps images to (B, D) features (see `backbone_and_head`).
         train_dataloader: Training images, without random augmentation.
-        test_dataloader: Testing images.
+        test_dataloader: Testing images, or None to leave the test set alone until the very end
+            (then a `val_dataloader` is needed).
         device: Where the backbone runs.
         batch_size: Samples per batch of features.
         seed: Seed for the training order.
         val_dataloader: Validation images (e.g. from `create_dataloaders(..., val_fraction=0.2)`), or None.
 
     Returns:
-        (train_features, test_features), or (train_features, val_features, test_features) with a
-        `val_dataloader`: DataLoaders of (features (B, D) float32, labels (B,) int64) on the CPU; the
-        training one shuffles each epoch, the others keep their order.
+        (train_features, test_features); with a `val_dataloader` (train_features, val_features,
+        test_features), or (train_features, val_features) when `test_dataloader` is None.
+        DataLoaders of (features (B, D) float32, labels (B,) int64) on the CPU; the training one
+        shuffles each epoch, the others keep their order.
 
     Raises:
-        ValueError: `batch_size` is not a positive int, or `extract_features` refuses the data.
+        ValueError: `batch_size` is not a positive int, neither a test nor a validation loader is
+            given, or `extract_features` refuses the data.
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is not a positive int. Use e.g. batch_size=32.")
+    if test_dataloader is None and val_dataloader is None:
+        raise ValueError("test_dataloader is None and there is no val_dataloader: pass at least one "
+                         "(e.g. val_dataloader= from create_dataloaders(..., val_fraction=0.2)).")
     train_features = extract_features(backbone, _in_order(train_dataloader), device)
     train = DataLoader(train_features, batch_size=batch_size,
                        sampler=EpochShuffleSampler(len(train_features), seed),

@@ -283,3 +283,7 @@ def test_feature_loaders_with_a_validation_split(food_dirs):
     feat_train.sampler.set_epoch(1)
     assert torch.equal(torch.cat([y for _, y in train_images]), torch.cat([y for _, y in feat_train]))
     assert len(feature_dataloaders(backbone, train_images, test_images, "cpu")) == 2  # the old pair without it
+    only_val = feature_dataloaders(backbone, train_images, None, "cpu", val_dataloader=val_images)
+    assert len(only_val) == 2 and len(only_val[1].dataset) == 3  # the test set left alone
+    with pytest.raises(ValueError, match="no val_dataloader"):
+        feature_dataloaders(backbone, train_images, None, "cpu")
