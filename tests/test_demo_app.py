@@ -3,10 +3,12 @@
 The app runs as its own process (`python app.py` with PORT set) on a free loopback port. Against
 it: headless Chromium (Debian's `chromium`, driven by Playwright's Python API) uploads an example
 and reads the prediction off the page; `gradio_client` calls its API; bad uploads get their
-message on the page while the server keeps answering; 20 concurrent requests all come back right.
+message on the page while the server keeps answering; one photo in many encodings gets, through the
+served app, the same top 3 as model.py gives in-process; 20 concurrent requests all come back right.
 
 Artefacts (screenshots, the load test's latencies) go to tests/artifacts/, a folder that ignores
-itself (it holds a `.gitignore` of `*`).
+itself (it holds a `.gitignore` of `*`). `FOODVISION_SCREENSHOT=1 python -m pytest tests/test_demo_app.py -k browser`
+also refreshes the screenshot lesson 09 shows, notebooks/images/09_foodvision_mini_app.png (committed).
 
 When the lesson has not been run, a session fixture makes the model file and the examples with
 `going_modular.deploy.build_foodvision_mini`, the lesson's recipe (about a minute on 2 cores).
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "demos" / "foodvision_mini"
 MODEL_FILE = DEMO / "foodvision_mini.onnx"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+LESSON_SCREENSHOT = ROOT / "notebooks" / "images" / "09_foodvision_mini_app.png"  # FOODVISION_SCREENSHOT=1 refreshes it
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -221,6 +224,8 @@ def test_browser_upload_shows_label_probabilities_and_time(page, examples):
     page.wait_for_function("document.querySelector('input[type=number]').value !== ''")
     seconds = float(page.locator("input[type=number]").input_value())
     page.screenshot(path=str(artifacts() / "demo_app_prediction.png"), full_page=True)
+    if os.environ.get("FOODVISION_SCREENSHOT"):  # refresh the picture lesson 09 shows (section 8.7)
+        shutil.copyfile(artifacts() / "demo_app_prediction.png", LESSON_SCREENSHOT)
     assert label == "steak"
     assert set(bars) == set(CLASSES), bars
     assert max(bars, key=bars.get) == "steak" and abs(sum(bars.values()) - 1) < 1e-3, bars
@@ -263,7 +268,21 @@ def bad_files(tmp_path_factory, examples) -> dict[str, Path]:
     Image.fromarray(np.asarray(sample.convert("L"), dtype=np.uint16) * 257).save(files["grey16"])  # mode I;16
     files["huge"] = folder / "huge.png"
     Image.new("L", (10_000, 10_000), 128).save(files["huge"])  # 100 megapixels, a few hundred KB on disk
+    files["bomb"] = folder / "bomb.png"
+    files["bomb"].write_bytes(png_header(20_000, 20_000))  # 400 MP: past Pillow's own limit, refused at the header
     return files
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that announces `width` x `height` 8-bit grey pixels and holds almost none (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
 
 
 REFUSED = {
@@ -272,6 +291,7 @@ REFUSED = {
     "one_pixel": "is only 1 x 1 pixels",
     "strip": "is 20,000 x 10 pixels, a strip rather than a photo",
     "huge": "10,000 x 10,000 pixels (100 MP); this app takes at most 40 MP",
+    "bomb": "has more than 179 MP, too many to open safely; this app takes at most 40 MP",
 }
 
 
@@ -302,6 +322,74 @@ def test_grayscale_rgba_and_16_bit_uploads_are_converted_and_classified(case, pa
     label, bars = read_prediction(page)
     assert label in CLASSES and abs(sum(bars.values()) - 1) < 1e-3, (label, bars)
     assert page.locator("[data-testid=toast-text]").count() == 0
+
+
+# --------------------------------------------------------------------------- fidelity
+def photo_encodings(photo: Image.Image, folder: Path) -> dict[str, Path]:
+    """One photo saved the ways phones, editors and screenshots save it (each a different file kind)."""
+    rgb = photo.convert("RGB")
+    files = {}
+
+    def save(name, image, **options):
+        files[name] = folder / name
+        image.save(files[name], **options)
+
+    save("grey16.png", Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257))  # mode I;16
+    save("grayscale.png", rgb.convert("L"))
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(200)
+    save("rgba.png", rgba)
+    save("grey_alpha.png", rgb.convert("LA"))
+    save("cmyk.jpg", rgb.convert("CMYK"), quality=92)
+    palette = rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=255)
+    save("palette_transparent.png", palette, transparency=0)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display": the pixels are stored turned the other way
+    save("exif_rotated.jpg", rgb.transpose(Image.Transpose.ROTATE_90), exif=exif, quality=92)
+    save("progressive.jpg", rgb, quality=85, progressive=True)
+    save("phone_size.jpg", rgb.resize((3024, 3024), Image.Resampling.BICUBIC), quality=90)  # drafted down
+    save("photo.webp", rgb, quality=85)
+    save("lossless.webp", rgba, lossless=True)
+    save("photo.bmp", rgb)
+    save("photo.tiff", rgb)
+    save("photo.gif", rgb.convert("P"))
+    return files
+
+
+@pytest.fixture(scope="session")
+def encodings(tmp_path_factory, examples) -> dict[str, Path]:
+    return photo_encodings(Image.open(examples[0]), tmp_path_factory.mktemp("encodings"))
+
+
+def top3(probabilities: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(probabilities.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_served_app_answers_what_model_py_answers_for_every_encoding(client, encodings):
+    """The upload reaches model.py byte for byte: the served top-3 is model.py's own, in-process."""
+    from gradio_client import handle_file
+
+    sys.path.insert(0, str(DEMO))
+    from model import FoodVisionMini  # the app's own model class
+
+    model = FoodVisionMini(MODEL_FILE)
+    for name, path in encodings.items():
+        expected = top3(model.predict(path)[0])
+        label, _ = client.predict(handle_file(str(path)), api_name="/predict")
+        served = [(c["label"], c["confidence"]) for c in label["confidences"]][:3]
+        assert [k for k, _ in served] == [k for k, _ in expected], (name, served, expected)
+        assert max(abs(a - b) for (_, a), (_, b) in zip(served, expected)) < 0.02, (name, served, expected)
+
+
+def test_the_16_bit_png_is_classified_as_the_8_bit_photo(client, encodings, examples):
+    """The case that failed when Gradio re-saved uploads as 8-bit RGB (it clipped 16-bit grey to white)."""
+    from gradio_client import handle_file
+
+    grey8, _ = client.predict(handle_file(str(encodings["grayscale.png"])), api_name="/predict")
+    grey16, _ = client.predict(handle_file(str(encodings["grey16.png"])), api_name="/predict")
+    assert grey16["label"] == grey8["label"]
+    for a, b in zip(grey16["confidences"], grey8["confidences"]):
+        assert a["label"] == b["label"] and abs(a["confidence"] - b["confidence"]) < 0.02
 
 
 # --------------------------------------------------------------------------- load

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
                 "interpolation": "bicubic"}
     path = deploy.export_onnx(net, tmp_path_factory.mktemp("m") / "tiny.onnx", image_size=64, metadata={
         "class_names": ["pizza", "steak", "sushi"], "preprocessing": settings, "model": "tiny", "int8": False})
-    return net, settings, app_model.FoodVisionMini(path)
+    return net, settings, app_model.FoodVisionMini(path, batch=1)
 
 
 @pytest.mark.parametrize("size", [(300, 200), (200, 300), (64, 64), (1000, 999)])
@@ -79,3 +79,72 @@ def test_large_jpeg_is_drafted_down(tmp_path):
 def test_missing_model_file_names_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m course run --only 09"):
         app_model.FoodVisionMini(tmp_path / "nothing.onnx")
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    bomb = tmp_path / "bomb.png"  # announces 20,000 x 20,000 pixels, holds almost none
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 20_000, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(app_model.BadImage, match=r"bomb.png has more than 179 MP.*at most 40 MP"):
+        app_model.load_image(bomb)
+
+
+def test_the_batcher_answers_each_request_with_its_own_row_in_fewer_calls():
+    import threading
+    import time
+
+    calls = []
+
+    def slow_model(batch):  # (B, 1, 1, 1) -> (B, 2): each row identifies its image
+        calls.append(len(batch))
+        time.sleep(0.05)  # while the model works, the other requests gather
+        return np.concatenate([batch.reshape(-1, 1), -batch.reshape(-1, 1)], axis=1)
+
+    batcher = app_model.Batcher(slow_model, max_batch=16)
+    answers = {}
+
+    def request(i):
+        answers[i] = batcher(np.full((1, 1, 1, 1), float(i), dtype=np.float32))
+
+    threads = [threading.Thread(target=request, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(answers) == list(range(12))
+    for i, answer in answers.items():
+        np.testing.assert_array_equal(answer, [[i, -i]])
+    assert sum(calls) == 12 and len(calls) < 12, f"the model was called once per request: {calls}"
+    assert max(calls) <= 16
+
+
+def test_a_model_error_reaches_every_waiting_request():
+    def broken(batch):
+        raise RuntimeError("the model failed")
+
+    batcher = app_model.Batcher(broken, max_batch=4)
+    with pytest.raises(RuntimeError, match="the model failed"):
+        batcher(np.zeros((1, 3, 2, 2), dtype=np.float32))
+
+
+def test_batched_and_one_at_a_time_predictions_agree(tiny, tmp_path):
+    import concurrent.futures
+
+    net, settings, single = tiny
+    batched = app_model.FoodVisionMini(single.model_file, threads=2, batch=8)
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(10):
+        paths.append(tmp_path / f"photo_{i}.png")
+        Image.fromarray(rng.integers(0, 256, (80 + i, 90, 3), dtype=np.uint8)).save(paths[-1])
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:
+        together = list(pool.map(lambda p: batched.predict(p)[0], paths))
+    for path, probabilities in zip(paths, together):
+        alone = single.predict(path)[0]
+        np.testing.assert_allclose(list(probabilities.values()), list(alone.values()), atol=1e-5)

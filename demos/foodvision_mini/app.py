@@ -7,14 +7,16 @@ On a Hugging Face Space the same file runs as it is (the Space sets the port).
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
 import gradio as gr
-from PIL import UnidentifiedImageError
 
 from model import HERE, BadImage, FoodVisionMini
 
+WORKERS = int(os.environ.get("FOODVISION_WORKERS", "16"))  # requests prepared at the same time
 
 
 def make_predict(model: FoodVisionMini):
@@ -32,27 +34,32 @@ def make_predict(model: FoodVisionMini):
     return predict
 
 
-def _readable_uploads_only(component: gr.Image) -> gr.Image:
-    """Turn Gradio's own error for an unreadable upload into a message for the person uploading.
+def as_uploaded(component: gr.Image) -> gr.Image:
+    """Hand the function the uploaded file itself, bytes untouched, without Gradio opening it.
 
-    gr.Image opens every upload with Pillow (the header only, with type="filepath") before our
-    function runs; a file that is not an image would otherwise fail there with a bare "Error".
+    gr.Image would open every upload with Pillow first and, with its default image_mode="RGB",
+    save an 8-bit RGB copy (a 16-bit PNG turns white); with image_mode=None it still opens the
+    header, where Pillow refuses very large images before model.py can say why. model.py does
+    every check itself, so the path of the upload is all it needs.
     """
     preprocess = component.preprocess
 
-    def checked(payload):
-        try:
+    def untouched(payload):
+        if payload is None or payload.path is None:
             return preprocess(payload)
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            name = getattr(payload, "orig_name", None) or "The upload"
-            raise gr.Error(f"{name} is not an image file Pillow can read ({type(error).__name__}). "
-                           "Upload a JPEG, PNG or WebP photo.") from None
+        if (payload.url or "").startswith("data:"):  # an image sent inline as base64: its bytes, as sent
+            data = base64.b64decode(payload.url.split(",", 1)[1])
+            path = Path(component.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:20] / "upload"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            return str(path)
+        return payload.path
 
-    component.preprocess = checked
+    component.preprocess = untouched
     return component
 
 
-def build_demo(model: FoodVisionMini | None = None) -> gr.Blocks:
+def build_demo(model: FoodVisionMini | None = None, workers: int = WORKERS) -> gr.Blocks:
     """The app's page: an image in, the top 3 classes with probabilities and the prediction time out."""
     model = model or FoodVisionMini()
     examples = sorted(str(p) for p in (HERE / "examples").glob("*.jpg"))
@@ -61,7 +68,7 @@ def build_demo(model: FoodVisionMini | None = None) -> gr.Blocks:
                     f"Upload a photo or click an example. Model: {model.description}, run by onnxruntime.")
         with gr.Row():
             with gr.Column():
-                image = _readable_uploads_only(gr.Image(type="filepath", label="Photo", sources=["upload"]))
+                image = as_uploaded(gr.Image(type="filepath", image_mode=None, label="Photo", sources=["upload"]))
                 button = gr.Button("Predict", variant="primary")
             with gr.Column():
                 label = gr.Label(num_top_classes=3, label="Predictions")
@@ -69,7 +76,7 @@ def build_demo(model: FoodVisionMini | None = None) -> gr.Blocks:
         if examples:
             gr.Examples(examples=examples, inputs=image)
         button.click(make_predict(model), inputs=image, outputs=[label, seconds], api_name="predict",
-                     concurrency_limit=4)
+                     concurrency_limit=workers)
     return demo
 
 

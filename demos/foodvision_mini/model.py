@@ -4,11 +4,17 @@
 No PyTorch here: the model file made by lesson 09 holds the network, the class names and the
 preprocessing (resize, centre crop, mean, std) it was trained with, so this file needs only
 onnxruntime, NumPy and Pillow.
+
+    model = FoodVisionMini()                       # foodvision_mini.onnx beside this file
+    probabilities, seconds = model.predict("photo.jpg")
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 
@@ -62,8 +68,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def load_image(path: str | Path, draft_size: int = 0) -> Image.Image:
     """Open an image file as RGB, refusing what is not an image, broken, too small, too large or too thin.
 
+    The size is checked from the file's header, before the pixels are decoded.
+
     Args:
-        path: The file.
+        path: The file, exactly as it was uploaded.
         draft_size: For JPEGs, let the decoder scale down by 1/2, 1/4 or 1/8 as long as both sides
             stay at least this size (fast, and memory stays bounded for huge photos); 0: full size.
 
@@ -73,6 +81,10 @@ def load_image(path: str | Path, draft_size: int = 0) -> Image.Image:
     name = Path(path).name
     try:
         image = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError:  # Pillow's own guard, far above MAX_PIXELS
+        raise BadImage(f"{name} has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} MP, too many to open safely; "
+                       f"this app takes at most {MAX_PIXELS / 1e6:.0f} MP. Downscale it (a 1,000 px photo is plenty)."
+                       ) from None
     except UnidentifiedImageError:
         raise BadImage(f"{name} is not an image file Pillow can read. Upload a JPEG, PNG or WebP photo.") from None
     except OSError as error:
@@ -89,25 +101,71 @@ def load_image(path: str | Path, draft_size: int = 0) -> Image.Image:
                            "It may be truncated: upload the complete file.") from None
 
 
-class FoodVisionMini:
-    """Load the ONNX model once; `predict(image)` gives the class probabilities and the time taken."""
+class Batcher:
+    """Answers the requests that wait for the model together, in one call (dynamic batching).
 
-    def __init__(self, model_file: str | Path = MODEL_FILE, threads: int | None = None):
+    Each request thread prepares its own image, then hands it over and waits. One thread runs the
+    model: it takes every image waiting (up to `max_batch`) and runs them as one batch, so while it
+    works, the next requests gather. A lone request runs at once, as a batch of one.
+    """
+
+    def __init__(self, run, max_batch: int):
+        self.run, self.max_batch, self.waiting = run, max_batch, queue.Queue()
+        threading.Thread(target=self._serve, name="foodvision-batcher", daemon=True).start()
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """(1, 3, H, W) in, (1, classes) out, computed in a batch with whatever else was waiting."""
+        answer = concurrent.futures.Future()
+        self.waiting.put((image, answer))
+        return answer.result()
+
+    def _serve(self) -> None:
+        while True:
+            batch = [self.waiting.get()]  # blocks until a request arrives
+            while len(batch) < self.max_batch and not self.waiting.empty():
+                batch.append(self.waiting.get_nowait())
+            try:
+                results = self.run(np.concatenate([image for image, _ in batch]))  # (B, classes)
+                for (_, answer), result in zip(batch, results):
+                    answer.set_result(result[None])
+            except Exception as error:  # noqa: BLE001 - hand the model's error to every waiting request
+                for _, answer in batch:
+                    answer.set_exception(error)
+
+
+class FoodVisionMini:
+    """Load the ONNX model once; `predict(image)` gives the class probabilities and the time taken.
+
+    Args:
+        model_file: The .onnx file made by lesson 09.
+        threads: onnxruntime's intra-op threads (threads sharing one model call); default
+            $FOODVISION_THREADS, else the number of CPU cores.
+        batch: The most images one model call takes from requests that arrive together; 1 runs each
+            request on its own. Default $FOODVISION_BATCH, else 16.
+    """
+
+    def __init__(self, model_file: str | Path = MODEL_FILE, threads: int | None = None, batch: int | None = None):
         model_file = Path(model_file)
         if not model_file.is_file():
             raise FileNotFoundError(
                 f"{model_file} is missing. Make it by running lesson 09 (from the repository root: "
                 "`python -m course run --only 09`), or copy it here from where you made it.")
+        self.model_file = model_file
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or int(os.environ.get("FOODVISION_THREADS", "1"))
+        options.intra_op_num_threads = threads or int(os.environ.get("FOODVISION_THREADS", os.cpu_count() or 1))
         options.inter_op_num_threads = 1
+        # Idle threads sleep instead of spinning: a spinning thread burns a core that another request needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.threads = options.intra_op_num_threads
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         settings = json.loads(self.session.get_modelmeta().custom_metadata_map["foodvision"])
         self.class_names: list[str] = settings["class_names"]
         self.preprocessing: dict = settings["preprocessing"]
         self.description = f"{settings['model']} ({'int8' if settings.get('int8') else 'float32'})"
-        self.mean = np.array(self.preprocessing["mean"], dtype=np.float32).reshape(3, 1, 1)
-        self.std = np.array(self.preprocessing["std"], dtype=np.float32).reshape(3, 1, 1)
+        mean, std = (np.array(self.preprocessing[key], dtype=np.float32) for key in ("mean", "std"))
+        self.scale, self.shift = 1.0 / (255.0 * std), mean / std  # (pixel / 255 - mean) / std = pixel * scale - shift
+        self.batch = batch or int(os.environ.get("FOODVISION_BATCH", "16"))
+        self._batcher = Batcher(self.probabilities, self.batch) if self.batch > 1 else None
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """RGB PIL image -> (1, 3, crop, crop) float32, as torchvision's ImageClassification preset does."""
@@ -120,8 +178,8 @@ class FoodVisionMini:
         image = image.resize(size, _RESAMPLE[self.preprocessing["interpolation"]])
         left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
         image = image.crop((left, top, left + crop, top + crop))
-        pixels = np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0  # (3, crop, crop) in [0, 1]
-        return ((pixels - self.mean) / self.std)[None]  # (1, 3, crop, crop)
+        pixels = np.asarray(image, dtype=np.float32) * self.scale - self.shift  # (crop, crop, 3), normalised
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])  # (1, 3, crop, crop)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax of the model's logits for a preprocessed batch: (B, classes)."""
@@ -132,6 +190,8 @@ class FoodVisionMini:
 
     def predict(self, image: str | Path | Image.Image) -> tuple[dict[str, float], float]:
         """Classify one image (a file path or a PIL image).
+
+        Safe to call from several threads at once: with batching on, their model calls are combined.
 
         Returns:
             ({class name: probability}, seconds taken from the file to the probabilities).
@@ -145,6 +205,7 @@ class FoodVisionMini:
         else:
             check_size(*image.size)
             image = to_rgb(image)
-        probs = self.probabilities(self.preprocess(image))[0]
+        pixels = self.preprocess(image)
+        probs = (self._batcher(pixels) if self._batcher else self.probabilities(pixels))[0]
         seconds = time.perf_counter() - start
         return {name: float(p) for name, p in zip(self.class_names, probs)}, seconds
