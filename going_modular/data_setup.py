@@ -18,7 +18,7 @@ from torchvision import datasets
 
 from going_modular.custom_data import find_classes, train_val_split
 from going_modular.data_cache import TensorCacheDataset  # advanced: decode once (section 13)
-from going_modular.distributed import split_data  # advanced: several processes (section 17)
+from going_modular.distributed import shard, split_data  # advanced: several processes (section 17)
 from going_modular.runtime import seeded_generator
 from going_modular.samplers import EpochShuffleSampler  # advanced: (seed, epoch) shuffles (section 14)
 
@@ -101,6 +101,7 @@ def create_dataloaders(
     train_sampler = None
     if distributed:  # each process gets its own part of the data
         train_sampler, test_data = split_data(train_data, test_data, seed)
+        val_data = None if val_data is None else shard(val_data)
     elif seed is not None:
         train_sampler = EpochShuffleSampler(len(train_data), seed)
 

@@ -2,7 +2,7 @@
 """Training with several processes (torchrun + DistributedDataParallel): the few helpers it needs.
 
 In an ordinary single-process run init_distributed returns at once and all_reduce_sum and unwrap
-return their input, so the rest of the package calls them unconditionally; split_data is only
+return their input, so the rest of the package calls them unconditionally; split_data and shard are only
 called for create_dataloaders(..., distributed=True).
 """
 from __future__ import annotations
@@ -50,9 +50,14 @@ def split_data(train_data: Dataset, test_data: Dataset, seed: int | None) -> tup
     """
     if not is_distributed():
         raise RuntimeError("distributed=True needs torch.distributed.init_process_group() first (torchrun).")
-    rank, world = dist.get_rank(), dist.get_world_size()
     sampler = DistributedSampler(train_data, shuffle=True, seed=seed or 0)
-    return sampler, Subset(test_data, range(rank, len(test_data), world))
+    return sampler, shard(test_data)
+
+
+def shard(data: Dataset) -> Subset:
+    """This process's part of an evaluation set (validation or test): every world-size-th item, no padding."""
+    rank, world = dist.get_rank(), dist.get_world_size()
+    return Subset(data, range(rank, len(data), world))
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:

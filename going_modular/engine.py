@@ -81,7 +81,7 @@ def test_step(model: nn.Module, dataloader: Iterable, loss_fn: nn.Module, device
         return _run_epoch(model, dataloader, loss_fn, device, amp, channels_last, epoch, split=split)
 
 
-def _step_scheduler(scheduler, val_loss: float | None) -> None:
+def step_scheduler(scheduler, val_loss: float | None) -> None:
     """Step a learning-rate scheduler once per epoch; ReduceLROnPlateau watches the validation loss."""
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         if val_loss is None:
@@ -132,7 +132,7 @@ def train(model: nn.Module, train_dataloader: Iterable, test_dataloader: Iterabl
         model.to(memory_format=torch.channels_last)
     history = getattr(unwrap(model), "history", None)
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and val_dataloader is None:
-        _step_scheduler(scheduler, None)  # raises: fail before the first batch, not after the first epoch
+        step_scheduler(scheduler, None)  # raises: fail before the first batch, not after the first epoch
     keys = ["train_loss", "train_acc"] + ["val_loss", "val_acc"] * (val_dataloader is not None) \
         + ["test_loss", "test_acc"] * (test_dataloader is not None) + ["lr"] * (scheduler is not None)
     results: dict[str, list[float]] = {key: [] for key in keys}
@@ -154,7 +154,7 @@ def train(model: nn.Module, train_dataloader: Iterable, test_dataloader: Iterabl
                                                                   epoch=epoch, **options)
         if scheduler is not None:
             metrics["lr"] = lr
-            _step_scheduler(scheduler, metrics.get("val_loss"))
+            step_scheduler(scheduler, metrics.get("val_loss"))
         if verbose:
             print(f"Epoch: {epoch + 1} | " + " | ".join(f"{k}: {v:.4g}" if k == "lr" else f"{k}: {v:.4f}"
                                                         for k, v in metrics.items()))

@@ -1,4 +1,5 @@
 """Tests for `python -m going_modular.train`: real processes (also under torchrun) and its error messages."""
+import math
 import os
 import re
 import signal
@@ -50,24 +51,73 @@ def single_process(data, tmp_path_factory):
     return run(["-m", "going_modular.train", *data_flags(data), "--epochs", "1", "--output", output]), output
 
 
+def loaders(data, val_fraction=0.2):
+    """The CLI's DataLoaders for the tiny folders (16x16 images, batches of 4, seed 42)."""
+    transform = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
+    return create_dataloaders(*data, transform, 4, 0, seed=42, val_fraction=val_fraction)
+
+
 def test_one_epoch_in_a_process(single_process, data):
     result, output = single_process
     assert result.returncode == 0, result.stderr
     assert "config:\n  train_dir: " in result.stdout and "\n  epochs: 1\n" in result.stdout
+    assert "\n  val_fraction: 0.2\n" in result.stdout and "\n  lr_schedule: none\n" in result.stdout
     assert "Epoch: 1 | train_loss: " in result.stdout and f"saved {output} (epoch 1)" in result.stdout
     checkpoint = utils.load_checkpoint(output, TinyVGG(3, 4, 3, image_size=16))
     assert checkpoint.class_names == CLASSES and checkpoint.epoch == 1
     assert checkpoint.config == {**asdict(train.TrainConfig()), "train_dir": str(data[0]),
                                  "test_dir": str(data[1]), "epochs": 1, "batch_size": 4, "image_size": 16,
                                  "hidden_units": 4, "num_workers": 0, "device": "cpu", "output": str(output)}
-    assert f"test_acc: {checkpoint.history['test_acc'][0]:.4f}" in result.stdout
+    # Validation every epoch, the best epoch kept beside --output, and the test set left alone.
+    assert f"val_acc: {checkpoint.history['val_acc'][0]:.4f}" in result.stdout
+    assert "test_loss" not in checkpoint.history and "test_" not in result.stdout
+    best = utils.load_checkpoint(train.best_path(output), TinyVGG(3, 4, 3, image_size=16))
+    assert best.epoch == 1 and train.best_path(output).name == "tiny_best.pth"
+    assert f"saved {train.best_path(output)} (best so far: epoch 1)" in result.stdout
+
+
+def test_help_names_validation_patience_and_schedules():
+    text = " ".join(train.build_parser().format_help().split())
+    for flag in ("--val-fraction", "--patience", "--lr-schedule {none,step,cosine,plateau}"):
+        assert flag in text, flag
+    assert "(default: 0.2)" in text and "cosine: from --lr down to 0" in text
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("none", None),
+    ("step", [1e-3] * 4 + [1e-4] * 2 + [1e-5] * 2),  # /10 after half and after three quarters of 8 epochs
+    ("cosine", [1e-3 * (1 + math.cos(math.pi * e / 8)) / 2 for e in range(8)]),
+])
+def test_make_scheduler(name, expected):
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = train.make_scheduler(name, optimizer, 8)
+    if expected is None:
+        assert scheduler is None
+        return
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates == pytest.approx(expected)
+
+
+def test_make_scheduler_plateau_and_bad_names():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    scheduler = train.make_scheduler("plateau", optimizer, 8)
+    for val_loss in (1.0, 0.9, 0.95, 0.95):  # two epochs without a lower loss: divided by 10
+        optimizer.step()
+        scheduler.step(val_loss)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match=r"lr_schedule='linear' is not one of \('none', 'step', 'cosine', 'plateau'\)"):
+        train.make_scheduler("linear", optimizer, 8)
 
 
 def test_dry_run_in_a_process(data, tmp_path):
     output = tmp_path / "dry.pth"
     result = run(["-m", "going_modular.train", *data_flags(data), "--output", output, "--dry-run"])
     assert result.returncode == 0, result.stderr
-    assert "dry run: one train batch and one test batch" in result.stdout
+    assert "dry run: one train batch and one validation batch; no checkpoint" in result.stdout
     assert result.stdout.count("Epoch: ") == 1 and not output.exists()
 
 
@@ -75,29 +125,32 @@ def test_torchrun_writes_the_single_process_checkpoint_format(single_process, da
     _, single_output = single_process
     output = tmp_path / "ddp.pth"
     result = run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "going_modular.train",
-                  *data_flags(data), "--epochs", "1", "--output", output])
+                  *data_flags(data), "--epochs", "1", "--output", output, "--final-test"])
     assert result.returncode == 0, result.stderr
     assert "processes: 2" in result.stdout
     assert result.stdout.count("Epoch: 1 |") == 1  # only rank 0 prints
 
     single, ddp = torch.load(single_output, weights_only=True), torch.load(output, weights_only=True)
     assert set(ddp) == set(single) and set(ddp["state_dict"]) == set(single["state_dict"])
-    assert {**ddp["config"], "output": None} == {**single["config"], "output": None}
+    assert {**ddp["config"], "output": None, "final_test": None} == {**single["config"], "output": None, "final_test": None}
     assert ddp["class_names"] == single["class_names"] and ddp["epoch"] == single["epoch"] == 1
     model = TinyVGG(3, 4, 3, image_size=16)
     utils.load_checkpoint(output, model)  # no "module." prefixes: DDP was unwrapped
 
-    # The test metrics were all-reduced over both processes' shards: they are those of the whole test set
-    # (9 images: rank 0 holds 0, 2, 4, 6, 8, whose classes are not balanced, so its own metrics differ).
-    transform = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
-    _, test_loader, _ = create_dataloaders(*data, transform, 4, 0)
+    # The validation metrics were all-reduced over both processes' shards: they are those of the whole
+    # validation set (3 images: rank 0 holds 0 and 2, so its own metrics differ). The same holds for the
+    # test set, evaluated once at the end on the best epoch (here the only one, the weights just loaded).
+    _, val_loader, test_loader, _ = loaders(data)
     loss_fn = torch.nn.CrossEntropyLoss()
-    full = engine.test_step(model, test_loader, loss_fn, "cpu")
-    rank_0 = engine.test_step(model, DataLoader(Subset(test_loader.dataset, range(0, 9, 2)), batch_size=4),
+    full = engine.test_step(model, val_loader, loss_fn, "cpu")
+    rank_0 = engine.test_step(model, DataLoader(Subset(val_loader.dataset, range(0, 3, 2)), batch_size=4),
                               loss_fn, "cpu")
     assert abs(full[0] - rank_0[0]) > 1e-4  # so the next line tells the two apart
-    assert ddp["history"]["test_loss"][0] == pytest.approx(full[0], rel=1e-6)
-    assert ddp["history"]["test_acc"][0] == pytest.approx(full[1])
+    assert ddp["history"]["val_loss"][0] == pytest.approx(full[0], rel=1e-6)
+    assert ddp["history"]["val_acc"][0] == pytest.approx(full[1])
+    test_loss, test_acc = engine.test_step(model, test_loader, loss_fn, "cpu")
+    assert f"Test (once, best epoch 1 on validation): test_loss: {test_loss:.4f} | test_acc: {test_acc:.4f}" \
+        in result.stdout
 
 
 def test_resume_continues_to_the_total_epochs(data, tmp_path, capsys):
@@ -111,16 +164,64 @@ def test_resume_continues_to_the_total_epochs(data, tmp_path, capsys):
     assert "has trained 2 epochs already; raise --epochs to train more" in capsys.readouterr().out
 
 
-def test_resumed_run_repeats_an_uninterrupted_one(data, tmp_path):
-    common = [*map(str, data_flags(data))]
-    whole, halves = str(tmp_path / "whole.pth"), str(tmp_path / "halves.pth")
-    assert train.main([*common, "--output", whole, "--epochs", "3"]) == 0
-    assert train.main([*common, "--output", halves, "--epochs", "1"]) == 0
-    assert train.main([*common, "--output", halves, "--epochs", "3", "--resume"]) == 0
-    a, b = utils.load_checkpoint(whole), utils.load_checkpoint(halves)
-    assert a.model.history == b.model.history  # same shuffles, same optimizer state, same metrics
-    for name, tensor in a.model.state_dict().items():
-        assert torch.equal(tensor, b.model.state_dict()[name]), name
+@pytest.mark.parametrize("schedule", ["none", "step", "cosine", "plateau"])
+def test_resumed_run_repeats_an_uninterrupted_one(schedule, data, tmp_path, monkeypatch):
+    """Interrupted after epoch 2 of 4 and resumed: the same run, learning-rate schedule included."""
+    common = [*map(str, data_flags(data)), "--lr-schedule", schedule, "--lr", "0.01", "--epochs", "4"]
+    whole, halves = tmp_path / "whole.pth", tmp_path / "halves.pth"
+    assert train.main([*common, "--output", str(whole)]) == 0
+    assert train.main([*common, "--output", str(halves), "--dry-run"]) == 0  # writes nothing
+    real_test_step = engine.test_step
+
+    def ctrl_c_in_epoch_3(*args, epoch=0, **kwargs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_test_step(*args, epoch=epoch, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "test_step", ctrl_c_in_epoch_3)
+        assert train.main([*common, "--output", str(halves)]) == 130
+    assert train.main([*common, "--output", str(halves), "--resume"]) == 0
+    for path_a, path_b in ((whole, halves), (train.best_path(whole), train.best_path(halves))):
+        a, b = utils.load_checkpoint(path_a), utils.load_checkpoint(path_b)
+        assert a.model.history == b.model.history  # same shuffles, optimizer state, learning rates and metrics
+        for name, tensor in a.model.state_dict().items():
+            assert torch.equal(tensor, b.model.state_dict()[name]), name
+    if schedule == "step":
+        assert utils.load_checkpoint(whole).history["lr"] == pytest.approx([0.01, 0.01, 0.001, 0.0001])
+
+
+def test_early_stopping_keeps_the_best_epoch_and_tests_it_once(data, tmp_path, monkeypatch, capsys):
+    """Validation losses 1.0, 0.5, 0.7, 0.8 with --patience 2: stop after epoch 4, keep epoch 2, test it once."""
+    real_test_step, val_losses, tested = engine.test_step, iter([1.0, 0.5, 0.7, 0.8, 0.9]), []
+
+    def scripted(model, dataloader, loss_fn, device, *, split="test", **kwargs):
+        if split == "validation":
+            return next(val_losses), 0.5
+        tested.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_test_step(model, dataloader, loss_fn, device, split=split, **kwargs)
+
+    monkeypatch.setattr(engine, "test_step", scripted)
+    output = tmp_path / "run.pth"
+    common = [*map(str, data_flags(data)), "--patience", "2", "--output", str(output), "--final-test"]
+    assert train.main([*common, "--epochs", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "Early stop: validation loss has not improved for 2 epochs." in out
+    assert "Test (once, best epoch 2 on validation)" in out and len(tested) == 1
+    last, best = utils.load_checkpoint(output), utils.load_checkpoint(train.best_path(output))
+    assert last.epoch == 4 and best.epoch == 2
+    assert all(torch.equal(best.model.state_dict()[k], v) for k, v in tested[0].items())  # the test saw epoch 2
+    assert train.main([*common, "--epochs", "6", "--resume"]) == 0
+    assert "stopped early already: no lower validation loss in the 2 epochs after epoch 2" in capsys.readouterr().out
+
+
+def test_resume_with_another_validation_split_is_refused(data, tmp_path, capsys):
+    output = str(tmp_path / "run.pth")
+    assert train.main([*map(str, data_flags(data)), "--epochs", "1", "--output", output]) == 0
+    with pytest.raises(SystemExit):
+        train.main([*map(str, data_flags(data)), "--epochs", "2", "--output", output, "--resume",
+                    "--val-fraction", "0.5"])
+    assert "trained with --val-fraction 0.2, not 0.5; resume with the same" in capsys.readouterr().err
 
 
 def test_interrupted_run_keeps_the_last_finished_epoch(data, tmp_path, monkeypatch, capsys):
@@ -156,6 +257,12 @@ def test_existing_output_is_not_overwritten(data, tmp_path, capsys):
     (["--batch-size", "two"], r"argument --batch-size: invalid int value: 'two'"),
     (["--image-size", "8"], r"argument --image-size: 8 is below the minimum of 16"),
     (["--amp", "fp8"], r"argument --amp: invalid choice: 'fp8'"),
+    (["--val-fraction", "1"], r"argument --val-fraction: 1 is not in \[0, 1\); use e.g. 0.2"),
+    (["--patience", "0"], r"argument --patience: 0 is below the minimum of 1"),
+    (["--lr-schedule", "linear"], r"argument --lr-schedule: invalid choice: 'linear'"),
+    (["--val-fraction", "0", "--patience", "2"], r"--patience 2 needs a validation set, but --val-fraction is 0"),
+    (["--val-fraction", "0", "--lr-schedule", "plateau"], r"--lr-schedule plateau needs a validation set"),
+    (["--val-fraction", "0", "--final-test"], r"--final-test needs a validation set.*choosing epochs on the test"),
     (["--resume", "--overwrite"], r"argument --overwrite: not allowed with argument --resume"),
     (["--output", "OUT/model.txt"], r"--output .*model.txt should end with .pth or .pt"),
     (["--resume", "--output", "OUT/none.pth"], r"--resume: there is no checkpoint at .*none.pth"),
