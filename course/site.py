@@ -10,7 +10,8 @@ MathJax (from the `sphinx-mathjax-offline` wheel) and the search index are all l
 
 The pages are staged into build/site-src/ first, each from its one source:
 - index: the README's opening and its course map, with each lesson linked to its page;
-- every notebook under notebooks/ (lessons, exercises, solutions, found by glob): a line of links
+- every notebook under notebooks/ (lessons, exercises, solutions, found by glob), with the pictures
+  under notebooks/ that their markdown shows: a line of links
   (notebook file, exercises, solutions) is added under the title, the setup cell's version
   printout is collapsed, and ipywidgets progress bars (which need a widget manager from a CDN and
   show only "0%" without one) are dropped; nothing else changes;
@@ -48,6 +49,7 @@ RUN_SECTIONS = (
     "The course as a website",
 )
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -204,10 +206,15 @@ def api_page(module: str, root: Path = ROOT) -> str:
     source = root / (module.replace(".", "/") + ("/__init__.py" if module == "going_modular" else ".py"))
     first = source.read_text(encoding="utf-8").splitlines()[0]
     owner = re.search(r"notebooks/(\d\d_\w+)\.ipynb", first)
-    written = (f"Written by [lesson {owner.group(1)[:2]}](../notebooks/{owner.group(1)}.ipynb) "
-               f"(its `%%writefile` cell).\n\n" if owner else "")
+    written = ""
+    if owner and (root / "notebooks" / f"{owner.group(1)}.ipynb").is_file():
+        written = (f"Written by [lesson {owner.group(1)[:2]}](../notebooks/{owner.group(1)}.ipynb) "
+                   f"(its `%%writefile` cell).\n\n")
+    elif owner:  # the notebook that writes it is not in this checkout yet
+        written = f"Written by `notebooks/{owner.group(1)}.ipynb`.\n\n"
+    # autodoc writes reStructuredText, so the directive runs inside eval-rst
     return (f"# `{module}`\n\n{written}"
-            f"```{{automodule}} {module}\n:members:\n:show-inheritance:\n```\n")
+            f"```{{eval-rst}}\n.. automodule:: {module}\n   :members:\n   :show-inheritance:\n```\n")
 
 
 def stage(src: Path, root: Path = ROOT) -> list[str]:
@@ -227,6 +234,11 @@ def stage(src: Path, root: Path = ROOT) -> list[str]:
             pages[name + ".ipynb"] = staged_notebook(root / path, links_line(path, lesson, path))
             files[f"{FILES}/{path.as_posix()}"] = (root / path).read_bytes()
             notebooks[kind].append(name)
+
+    # pictures the notebooks' markdown shows (e.g. notebooks/images/), at the same relative paths
+    for picture in sorted((root / "notebooks").rglob("*")):
+        if picture.suffix.lower() in IMAGE_SUFFIXES and ".ipynb_checkpoints" not in picture.parts:
+            files[picture.relative_to(root).as_posix()] = picture.read_bytes()
 
     modules = api_modules(root)
     for module in modules:
@@ -252,7 +264,8 @@ def stage(src: Path, root: Path = ROOT) -> list[str]:
         "# PyTorch Course Workbook\n\n" + strip_title(readme[""]) +
         "\nNew here? [Run the course yourself](run.md), or read any lesson below with its outputs; "
         "the [API reference](api/index.md) documents the package the lessons write.\n\n"
-        "## Course map\n\n" + link_course_map(readme_section(readme, "Course map"), lessons) + toctrees)
+        "## Course map\n\n:::{container} course-map\n" + link_course_map(readme_section(readme, "Course map"), lessons)
+        + ":::\n" + toctrees)
 
     wanted = {**{k: v.encode("utf-8") for k, v in pages.items()}, **files}
     for name, data in wanted.items():

@@ -22,7 +22,10 @@ nb_ipywidgets_js = {}          # no widget-manager scripts from a CDN (progress 
 nb_merge_streams = True        # one block per cell for consecutive prints
 nb_output_stderr = "show"
 nb_render_error_lexer = "myst-ansi"  # the exercises' checks raise with a message, not a Python traceback
-myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+# MathJax matches the text's x-height (about 127 %); a little smaller keeps lesson 08's four
+# numbered equations inside the text column at a laptop's width.
+mathjax3_config = {"chtml": {"scale": 0.9}}
 myst_heading_anchors = 3
 suppress_warnings = [
     "myst.header",                # lessons may jump a heading level in prose
@@ -31,12 +34,16 @@ suppress_warnings = [
 
 # -- API reference
 autodoc_member_order = "bysource"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# a module's __all__ may re-export a class (data_setup keeps TensorCacheDataset importable):
+# each class is documented once, on the page of the module that defines it
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_typehints = "signature"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
+default_role = "py:obj"        # `name` in a docstring: code, linked when it names something documented
 
 # -- HTML
+smartquotes = False           # quotes stay as typed: prose quotes code and printed output
 html_theme = "sphinx_book_theme"
 html_title = "PyTorch Course Workbook"
 html_static_path = ["_static"]
@@ -51,6 +58,7 @@ html_theme_options = {
     "home_page_in_toc": True,
     "navigation_with_keys": False,
     "navbar_persistent": [],   # one search field (in the sidebar), not a second one in a header bar
+    "secondary_sidebar_items": {"**": ["page-toc"], "index": []},  # the course map gets the width
 }
 templates_path = []
 exclude_patterns = ["_notebook_files/**", "**/.ipynb_checkpoints"]
