@@ -70,7 +70,7 @@ def test_one_epoch_in_a_process(single_process, data):
                                  "hidden_units": 4, "num_workers": 0, "device": "cpu", "output": str(output)}
     # Validation every epoch, the best epoch kept beside --output, and the test set left alone.
     assert f"val_acc: {checkpoint.history['val_acc'][0]:.4f}" in result.stdout
-    assert "test_loss" not in checkpoint.history and "test_" not in result.stdout
+    assert "test_loss" not in checkpoint.history and "test_loss" not in result.stdout
     best = utils.load_checkpoint(train.best_path(output), TinyVGG(3, 4, 3, image_size=16))
     assert best.epoch == 1 and train.best_path(output).name == "tiny_best.pth"
     assert f"saved {train.best_path(output)} (best so far: epoch 1)" in result.stdout
