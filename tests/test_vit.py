@@ -50,6 +50,21 @@ def test_vit_b_16_for_three_classes_has_the_original_courses_count():
         assert count(vit.vit_b_16(num_classes=3)) == 85_800_963
 
 
+def test_vit_b_16_costs_what_torchvision_lists():
+    """Lesson 08, section 8.1: one 224 px image through our ViT-B/16 is torchvision's 17.56 G multiply-adds.
+
+    FlopCounterMode counts a multiply-add as 2 FLOPs; torchvision's `_ops` counts it as one.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = vit.vit_b_16(num_classes=1000).eval()
+        with FlopCounterMode(display=False) as counter:
+            model(torch.empty(1, 3, 224, 224))
+    listed = torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.meta["_ops"]  # 17.564
+    assert counter.get_total_flops() / 2 / 1e9 == pytest.approx(listed, rel=1e-3)
+
+
 def test_vit_b_16_logits_match_torchvision_with_copied_weights():
     torch.manual_seed(0)
     theirs = randomised(torchvision.models.vit_b_16(weights=None)).eval()
