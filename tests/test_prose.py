@@ -27,7 +27,6 @@ NOT_YET_CHECKED = {
     "05_going_modular.ipynb",
     "06_pytorch_transfer_learning.ipynb",
     "07_pytorch_experiment_tracking.ipynb",
-    "08_pytorch_paper_replicating.ipynb",
     "09_pytorch_model_deployment.ipynb",
     "04_pytorch_custom_datasets_exercises.ipynb",
     "05_going_modular_exercises.ipynb",
@@ -42,7 +41,6 @@ NOT_YET_CHECKED = {
     "05_going_modular_solutions.ipynb",
     "06_pytorch_transfer_learning_solutions.ipynb",
     "07_pytorch_experiment_tracking_solutions.ipynb",
-    "08_pytorch_paper_replicating_solutions.ipynb",
     "09_pytorch_model_deployment_solutions.ipynb",
 }
 
