@@ -366,6 +366,14 @@ def test_screenshots_of_home_and_lesson_06(reader):
             reader.assert_offline(path)
         finally:
             page.close()
+    page = reader.visit("notebooks/06_pytorch_transfer_learning.html")
+    try:  # and lesson 06 at its first figure, as a reader scrolls to it
+        figure = page.locator("article div.cell_output img").first
+        figure.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
+        page.screenshot(path=str(artifacts() / "site_lesson_06_figure.png"))
+    finally:
+        page.close()
     home = reader.visit("index.html")
     try:  # the course map, with each lesson linked to its page
         assert "Course map" in home.locator("article h2").all_inner_texts()[0]
