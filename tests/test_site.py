@@ -13,6 +13,7 @@ style, font or image from elsewhere; the API page of engine.train shows its docs
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import re
@@ -104,6 +105,16 @@ class Reader:
         self.failed.clear()
         page.goto(self.base + path, wait_until="networkidle")
         return page
+
+    @contextlib.contextmanager
+    def reading(self, path: str, width: int = 1280):
+        """`visit`, and after the block: no request left loopback or failed; the page is closed."""
+        page = self.visit(path, width)
+        try:
+            yield page
+            self.assert_offline(path)
+        finally:
+            page.close()
 
     def assert_offline(self, path: str) -> None:
         assert not self.left_loopback, f"{path} asked for {self.left_loopback}: the site must not need the network"
@@ -252,8 +263,7 @@ def test_every_internal_link_resolves(built):
 def test_notebook_page_shows_title_links_and_every_figure(built, reader, notebook):
     path = page_of(notebook)
     source = built_from(built[0], notebook)
-    page = reader.visit(path)
-    try:
+    with reader.reading(path) as page:
         title = page.locator("article h1").first.inner_text().replace("#", "").strip()
         assert title == re.sub(r"[`*]", "", site.notebook_title(source))
         images = page.locator("article div.cell_output img")
@@ -274,34 +284,23 @@ def test_notebook_page_shows_title_links_and_every_figure(built, reader, noteboo
             if other is not None and other != notebook.relative_to(ROOT):
                 assert any(h and h.split("#")[0].endswith(Path(page_of(ROOT / other)).name) for h in hrefs), \
                     f"{path} does not link {other}"
-        reader.assert_offline(path)
-    finally:
-        page.close()
 
 
 def test_exercise_checks_and_solution_ticks_are_shown(reader):
     """The stored check messages: a ✗ with its hint on an unanswered exercise, ✓ on a solution."""
     exercise = sorted((ROOT / "notebooks" / "exercises").glob("00_*.ipynb"))[0]
-    page = reader.visit(page_of(exercise))
-    try:
+    with reader.reading(page_of(exercise)) as page:
         text = page.locator("article").inner_text()
         assert "✗ Exercise 1: not answered yet" in text and "Hint: Lesson 00" in text
-    finally:
-        page.close()
     solution = sorted((ROOT / "notebooks" / "solutions").glob("00_*.ipynb"))[0]
-    page = reader.visit(page_of(solution))
-    try:
+    with reader.reading(page_of(solution)) as page:
         outputs = page.eval_on_selector_all("article div.cell_output", "divs => divs.map(d => d.innerText)")
         assert sum("✓ Exercise" in text for text in outputs) >= 3, outputs[:5]
-        reader.assert_offline(page_of(solution))
-    finally:
-        page.close()
 
 
 def test_lesson_08_equations_are_typeset(reader):
     path = "notebooks/08_pytorch_paper_replicating.html"
-    page = reader.visit(path)
-    try:
+    with reader.reading(path) as page:
         page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.document")
         page.evaluate("MathJax.startup.promise")
         maths = page.evaluate("""() => Array.from(MathJax.startup.document.math).map(m => ({
@@ -316,14 +315,10 @@ def test_lesson_08_equations_are_typeset(reader):
         visible = page.locator("article").inner_text()
         assert "\\mathbf" not in visible and "$$" not in visible
         assert all(m["tag"] == "MJX-CONTAINER" and m["width"] > 0 for m in maths)
-        reader.assert_offline(path)
-    finally:
-        page.close()
 
 
 def test_search_finds_tinyvgg_in_lessons_03_04_05(reader):
-    page = reader.visit("search.html?q=TinyVGG")
-    try:
+    with reader.reading("search.html?q=TinyVGG") as page:
         page.wait_for_function("document.querySelector('#search-results') && "
                                "/Search finished/.test(document.querySelector('#search-results').innerText)")
         hrefs = page.eval_on_selector_all("#search-results a", "links => links.map(a => a.getAttribute('href'))")
@@ -331,17 +326,13 @@ def test_search_finds_tinyvgg_in_lessons_03_04_05(reader):
         for number in ("03", "04", "05"):
             lesson = page_of(next((ROOT / "notebooks").glob(f"{number}_*.ipynb")))
             assert lesson in pages, f"search for TinyVGG did not find lesson {number}: {sorted(pages)}"
-        reader.assert_offline("search.html")
-    finally:
-        page.close()
 
 
 def test_engine_train_api_page_shows_its_docstring(reader):
     from going_modular import engine
 
     path = "api/going_modular.engine.html"
-    page = reader.visit(path)
-    try:
+    with reader.reading(path) as page:
         entry = page.locator("dl:has(> dt#going_modular\\.engine\\.train) > dd").first
         text = " ".join(entry.inner_text().split())
         docstring = inspect.getdoc(engine.train)
@@ -350,37 +341,24 @@ def test_engine_train_api_page_shows_its_docstring(reader):
         assert summary in text, f"{summary!r} not on {path}: {text[:300]!r}"
         assert "Returns" in text and "val_loss" in text
         assert "val_dataloader" in page.locator("dt#going_modular\\.engine\\.train").inner_text()
-        reader.assert_offline(path)
-    finally:
-        page.close()
 
 
 def test_screenshots_of_home_and_lesson_06(reader):
-    shots = {"site_home.png": ("index.html", True), "site_lesson_06.png": ("notebooks/06_pytorch_transfer_learning.html", False)}
-    for name, (path, full) in shots.items():
-        page = reader.visit(path)
-        try:
-            target = artifacts() / name
-            page.screenshot(path=str(target), full_page=full)
-            assert target.stat().st_size > 20_000, f"{name} is suspiciously small"
-            reader.assert_offline(path)
-        finally:
-            page.close()
-    page = reader.visit("notebooks/06_pytorch_transfer_learning.html")
-    try:  # and lesson 06 at its first figure, as a reader scrolls to it
+    """tests/artifacts/: site_home.png (whole page), site_lesson_06.png (its top) and
+    site_lesson_06_figure.png (scrolled to its first figure)."""
+    with reader.reading("index.html") as home:  # the course map, each lesson linked to its page
+        assert "Course map" in home.locator("article h2").all_inner_texts()[0]
+        linked = home.eval_on_selector_all("article table a", "links => links.map(a => a.getAttribute('href'))")
+        assert "notebooks/06_pytorch_transfer_learning.html" in linked, linked
+        home.screenshot(path=str(artifacts() / "site_home.png"), full_page=True)
+    with reader.reading("notebooks/06_pytorch_transfer_learning.html") as page:
+        page.screenshot(path=str(artifacts() / "site_lesson_06.png"))
         figure = page.locator("article div.cell_output img").first
         figure.scroll_into_view_if_needed()
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
         page.screenshot(path=str(artifacts() / "site_lesson_06_figure.png"))
-    finally:
-        page.close()
-    home = reader.visit("index.html")
-    try:  # the course map, with each lesson linked to its page
-        assert "Course map" in home.locator("article h2").all_inner_texts()[0]
-        linked = home.eval_on_selector_all("article table a", "links => links.map(a => a.getAttribute('href'))")
-        assert "notebooks/06_pytorch_transfer_learning.html" in linked, linked
-    finally:
-        home.close()
+    for name in ("site_home.png", "site_lesson_06.png", "site_lesson_06_figure.png"):
+        assert (artifacts() / name).stat().st_size > 20_000, f"{name} is suspiciously small"
 
 
 def test_serve_prints_the_url_and_serves_the_site(built, tmp_path):
