@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torchvision import datasets, transforms
 
-from going_modular.custom_data import IMG_EXTENSIONS, ImageFolderCustom, find_classes, load_image
+from going_modular.custom_data import IMG_EXTENSIONS, ImageFolderCustom, find_classes, load_image, train_val_split
 
 
 def save_image(path: Path, seed: int, size: tuple[int, int] = (12, 10), mode: str = "RGB") -> Path:
@@ -185,3 +185,62 @@ def test_load_image_converts_to_rgb(tmp_path):
     image = load_image(rgba)
     assert image.mode == "RGB" and image.size == (12, 10)
     assert np.array_equal(np.asarray(image), np.asarray(Image.open(rgba).convert("RGB")))
+
+
+# --------------------------------------------------------------------------- train_val_split
+TARGETS = [0] * 75 + [1] * 75 + [2] * 75  # the 10 % food split's training folder: 75 per class
+
+
+def test_split_is_a_partition_sorted_and_stratified():
+    train, val = train_val_split(TARGETS, val_fraction=0.2, seed=42)
+    assert sorted(train + val) == list(range(len(TARGETS)))  # every index exactly once
+    assert train == sorted(train) and val == sorted(val)
+    assert [sum(TARGETS[i] == c for i in val) for c in range(3)] == [15, 15, 15]  # 20 % of each class
+
+
+def test_split_is_seeded_and_independent_of_global_random_state():
+    first = train_val_split(TARGETS, 0.2, seed=7)
+    torch.manual_seed(0)
+    torch.rand(100)  # moving the global generator must not move the split
+    assert train_val_split(TARGETS, 0.2, seed=7) == first
+    assert train_val_split(TARGETS, 0.2, seed=8) != first
+
+
+def test_split_matches_a_small_reimplementation():
+    """The lesson's few-line split_by_class (section 5.2) picks the same images."""
+    generator = torch.Generator().manual_seed(3)
+    train, val = [], []
+    targets = [2, 0, 1, 0, 2, 1, 0, 1, 2, 0, 0, 1] * 5
+    for label in sorted(set(targets)):
+        members = [i for i, t in enumerate(targets) if t == label]
+        order = torch.randperm(len(members), generator=generator).tolist()
+        n_val = round(len(members) * 0.25)
+        val += [members[i] for i in order[:n_val]]
+        train += [members[i] for i in order[n_val:]]
+    assert train_val_split(targets, 0.25, seed=3) == (sorted(train), sorted(val))
+
+
+def test_split_keeps_at_least_one_image_per_class_on_each_side():
+    targets = [0, 0, 1, 1, 1, 2, 2]
+    for fraction in (0.01, 0.99):
+        train, val = train_val_split(targets, fraction, seed=0)
+        for label in (0, 1, 2):
+            assert any(targets[i] == label for i in train) and any(targets[i] == label for i in val)
+
+
+def test_split_same_for_imagefolder_and_custom_targets(tree):
+    """The split depends only on the labels, so either dataset class gives the same one."""
+    ours = ImageFolderCustom(tree)
+    theirs = datasets.ImageFolder(tree)
+    assert train_val_split(ours.targets, 0.3, seed=1) == train_val_split(theirs.targets, 0.3, seed=1)
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 20, -0.2])
+def test_split_rejects_a_fraction_outside_0_and_1(fraction):
+    with pytest.raises(ValueError, match=rf"val_fraction={fraction!r} must be strictly between 0 and 1"):
+        train_val_split(TARGETS, fraction)
+
+
+def test_split_rejects_a_class_with_one_image():
+    with pytest.raises(ValueError, match=r"Class 1 has 1 sample\(s\)"):
+        train_val_split([0, 0, 1, 2, 2], 0.5)
