@@ -2,14 +2,19 @@
 """Track experiments with TensorBoard: one folder per run, a logger for engine.train, a reader.
 
     with create_writer("data_10_percent", "effnet_lite0", "5_epochs", root="runs") as writer:
-        engine.train(model, train_dl, test_dl, optimizer, loss_fn, 5, device, on_epoch_end=log_to(writer))
+        engine.train(model, train_dl, None, optimizer, loss_fn, 5, device, val_dataloader=val_dl,
+                     on_epoch_end=log_to(writer))
     scalars = read_scalars(writer.log_dir)       # {"Loss/train": [(1, 0.97), (2, 0.71), ...], ...}
 
 Each run gets its own folder, runs/<timestamp>/<experiment>/<model>[/<extra>], and TensorBoard
 shows every folder under `--logdir` as one run. `log_to(writer)` writes, after each epoch, the
-scalars named in TAGS at step = the epoch number as engine.train prints it (1, 2, ...):
+scalars named in TAGS that engine.train measured, at step = the epoch number as engine.train
+prints it (1, 2, ...):
 
-    Loss/train   Loss/test   Accuracy/train   Accuracy/test
+    Loss/train   Loss/val   Loss/test   Accuracy/train   Accuracy/val   Accuracy/test   LearningRate
+
+(Loss/val and Accuracy/val when training has a val_dataloader, the test pair when it has a
+test_dataloader, LearningRate when it has a scheduler.)
 
 The writer is closed once, after training (the `with` block does it). The original course
 closed it inside the epoch loop; a SummaryWriter then quietly opens a new event file for every
@@ -24,8 +29,9 @@ from typing import Callable
 
 from torch.utils.tensorboard import SummaryWriter
 
-TAGS = {"train_loss": "Loss/train", "test_loss": "Loss/test",
-        "train_acc": "Accuracy/train", "test_acc": "Accuracy/test"}
+TAGS = {"train_loss": "Loss/train", "val_loss": "Loss/val", "test_loss": "Loss/test",
+        "train_acc": "Accuracy/train", "val_acc": "Accuracy/val", "test_acc": "Accuracy/test",
+        "lr": "LearningRate"}
 TIMESTAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
 _SEPARATORS = tuple({"/", "\\", os.sep, os.altsep} - {None})
 
@@ -76,25 +82,28 @@ def create_writer(experiment_name: str, model_name: str, extra: str | None = Non
 
 
 def log_to(writer: SummaryWriter) -> Callable[[int, dict[str, float]], None]:
-    """The `on_epoch_end` hook for engine.train that writes TAGS' four scalars to `writer`.
+    """The `on_epoch_end` hook for engine.train that writes the metrics it gets to `writer`, tagged by TAGS.
 
     Args:
         writer: An open SummaryWriter (e.g. from `create_writer`).
 
     Returns:
         A function `(epoch, metrics)`: epoch is engine.train's 0-based index, logged at step
-        epoch + 1; metrics holds "train_loss", "train_acc", "test_loss" and "test_acc".
+        epoch + 1; metrics holds "train_loss" and "train_acc", and "val_loss"/"val_acc",
+        "test_loss"/"test_acc" or both (and "lr" with a scheduler). Keys not in TAGS are not logged.
     """
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
         if getattr(writer, "all_writers", ()) is None:  # SummaryWriter.close() sets it to None
             raise RuntimeError(f"The SummaryWriter for {writer.log_dir} was closed before epoch {epoch + 1}; "
                                "close it after training (`with create_writer(...) as writer:` does that).")
-        missing = [key for key in TAGS if key not in metrics]
-        if missing:
-            raise KeyError(f"metrics lacks {', '.join(missing)} (it has {', '.join(metrics)}); pass the "
-                           "dict engine.train gives its on_epoch_end hook.")
+        evaluated = any({f"{split}_loss", f"{split}_acc"} <= set(metrics) for split in ("val", "test"))
+        if not ({"train_loss", "train_acc"} <= set(metrics) and evaluated):
+            raise KeyError(f"metrics has {', '.join(metrics) or 'nothing'}; it needs train_loss and train_acc, "
+                           "and val_loss/val_acc or test_loss/test_acc: pass the dict engine.train gives its "
+                           "on_epoch_end hook.")
         for key, tag in TAGS.items():
-            writer.add_scalar(tag, metrics[key], global_step=epoch + 1)
+            if key in metrics:
+                writer.add_scalar(tag, metrics[key], global_step=epoch + 1)
         writer.flush()  # so a running `tensorboard` shows each epoch as soon as it ends
     return on_epoch_end
 

@@ -58,8 +58,8 @@ def test_run_folder_is_timestamped_and_named(logged):
 def test_tensorboards_reader_gets_every_scalar_back(logged):
     _, writer, results = logged
     scalars = read_scalars(writer.log_dir)
-    assert set(scalars) == set(TAGS.values()) == {"Loss/train", "Loss/test", "Accuracy/train", "Accuracy/test"}
-    for key, tag in TAGS.items():
+    assert set(scalars) == {TAGS[key] for key in results} == {"Loss/train", "Loss/test", "Accuracy/train", "Accuracy/test"}
+    for key, tag in ((key, TAGS[key]) for key in results):
         steps = [step for step, _ in scalars[tag]]
         values = [value for _, value in scalars[tag]]
         assert steps == list(range(1, EPOCHS + 1)), tag
@@ -88,8 +88,29 @@ def test_closing_inside_the_epoch_loop_is_refused(tmp_path):
 
 def test_logger_names_missing_metrics(tmp_path):
     with create_writer("tiny", "linear", root=tmp_path) as writer:
-        with pytest.raises(KeyError, match=r"test_loss, test_acc.*on_epoch_end"):
+        with pytest.raises(KeyError, match=r"has train_loss, train_acc; it needs .*val_loss/val_acc or test_loss/test_acc"):
             log_to(writer)(0, {"train_loss": 1.0, "train_acc": 0.5})
+        with pytest.raises(KeyError, match=r"needs train_loss and train_acc"):
+            log_to(writer)(0, {"val_loss": 1.0, "val_acc": 0.5})
+
+
+def test_a_run_with_validation_logs_val_not_test(tmp_path):
+    """Trained with a val_dataloader and no test_dataloader: Loss/val and Accuracy/val, and no test tags."""
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(40, 4, generator=g), torch.randint(0, 3, (40,), generator=g)
+    train_dl = DataLoader(TensorDataset(X[:30], y[:30]), batch_size=8, shuffle=True, generator=g)
+    val_dl = DataLoader(TensorDataset(X[30:], y[30:]), batch_size=8)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    with create_writer("tiny", "linear", "val", root=tmp_path) as writer:
+        results = engine.train(model, train_dl, None, optimizer, nn.CrossEntropyLoss(), EPOCHS, "cpu",
+                               val_dataloader=val_dl, scheduler=scheduler, on_epoch_end=log_to(writer),
+                               progress=False, verbose=False)
+    scalars = read_scalars(writer.log_dir)
+    assert set(scalars) == {"Loss/train", "Loss/val", "Accuracy/train", "Accuracy/val", "LearningRate"}
+    assert [value for _, value in scalars["Loss/val"]] == pytest.approx(results["val_loss"], rel=1e-6)
+    assert [value for _, value in scalars["LearningRate"]] == pytest.approx([0.5, 0.25, 0.125])
 
 
 @pytest.mark.parametrize("bad, error, match", [
@@ -166,8 +187,8 @@ def test_tensorboard_server_answers_with_the_scalars(logged, load_fast):
                 time.sleep(0.2)
         descendants = psutil.Process(server.pid).children(recursive=True)
         assert get_json(f"{base}/data/runs") == [run]
-        assert set(tags[run]) == set(TAGS.values())
-        for key, tag in TAGS.items():
+        assert set(tags[run]) == {TAGS[key] for key in results}
+        for key, tag in ((key, TAGS[key]) for key in results):
             query = urllib.parse.urlencode({"run": run, "tag": tag})
             rows = get_json(f"{base}/data/plugin/scalars/scalars?{query}")  # [[wall_time, step, value], ...]
             assert [step for _, step, _ in rows] == list(range(1, EPOCHS + 1)), tag
@@ -197,3 +218,44 @@ def exited(process: psutil.Process) -> bool:
         return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+# --------------------------------------------------------------------------- lesson 07's TensorBoard pictures
+def test_screenshots_find_the_newest_lesson_runs_or_say_what_to_run(tmp_path):
+    from course.screenshots import newest_lesson_runs
+
+    with pytest.raises(FileNotFoundError, match=r"run the lesson first.*course run --only 07"):
+        newest_lesson_runs(tmp_path)
+    for stamp in ("2026-01-02_10-00-00", "2026-01-03_09-00-00", "2026-01-04_09-00-00"):
+        for part in ("data_20_percent", "head_internals"):
+            (tmp_path / stamp / part).mkdir(parents=True)
+    (tmp_path / "2026-01-04_09-00-00" / "head_internals").rmdir()  # not a whole lesson run: skipped
+    (tmp_path / "07_demo").mkdir()
+    assert newest_lesson_runs(tmp_path) == tmp_path / "2026-01-03_09-00-00"
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:FutureWarning")  # add_graph traces with torch.jit.trace
+def test_screenshots_come_from_the_real_server_in_chromium(tmp_path):
+    """`python -m course.screenshots` on a small logdir shaped like the lesson's: three PNGs with something drawn."""
+    from PIL import Image
+
+    logdir = tmp_path / "2026-01-02_10-00-00"
+    for experiment in ("data_10_percent", "data_20_percent"):
+        with create_writer(experiment, "linear", "3_epochs_seed_42", root=tmp_path, timestamp=logdir.name) as writer:
+            log = log_to(writer)
+            for epoch in range(3):
+                log(epoch, {"train_loss": 1.0 / (epoch + 1), "train_acc": 0.5, "val_loss": 1.2 / (epoch + 1), "val_acc": 0.4})
+    model = nn.Linear(4, 3)
+    with create_writer("head_internals", "linear", "lr_0.5", root=tmp_path, timestamp=logdir.name) as writer:
+        writer.add_graph(model, torch.randn(2, 4))
+        for step in (1, 2):
+            writer.add_histogram("head/weight", model.weight, global_step=step)
+    out = tmp_path / "images"
+    result = subprocess.run([sys.executable, "-m", "course.screenshots", "--logdir", str(logdir), "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("07_tensorboard_scalars.png", "07_tensorboard_histograms.png", "07_tensorboard_graph.png"):
+        image = Image.open(out / name).convert("L")
+        assert image.size == (1280, 860), name
+        low, high = image.getextrema()
+        assert high - low > 100, f"{name} looks blank"
