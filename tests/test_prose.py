@@ -21,15 +21,12 @@ NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_c
 NOT_YET_CHECKED = {
     "04_pytorch_custom_datasets.ipynb",
     "06_pytorch_transfer_learning.ipynb",
-    "07_pytorch_experiment_tracking.ipynb",
     "09_pytorch_model_deployment.ipynb",
     "04_pytorch_custom_datasets_exercises.ipynb",
     "06_pytorch_transfer_learning_exercises.ipynb",
-    "07_pytorch_experiment_tracking_exercises.ipynb",
     "09_pytorch_model_deployment_exercises.ipynb",
     "04_pytorch_custom_datasets_solutions.ipynb",
     "06_pytorch_transfer_learning_solutions.ipynb",
-    "07_pytorch_experiment_tracking_solutions.ipynb",
     "09_pytorch_model_deployment_solutions.ipynb",
 }
 
