@@ -22,10 +22,8 @@ NOT_YET_CHECKED = {
     "04_pytorch_custom_datasets.ipynb",
     "06_pytorch_transfer_learning.ipynb",
     "09_pytorch_model_deployment.ipynb",
-    "04_pytorch_custom_datasets_exercises.ipynb",
     "06_pytorch_transfer_learning_exercises.ipynb",
     "09_pytorch_model_deployment_exercises.ipynb",
-    "04_pytorch_custom_datasets_solutions.ipynb",
     "06_pytorch_transfer_learning_solutions.ipynb",
     "09_pytorch_model_deployment_solutions.ipynb",
 }
