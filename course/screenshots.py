@@ -56,6 +56,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop(server: subprocess.Popen, timeout_s: float = 15) -> None:
+    """Terminate a server process, and kill it if it has not exited within `timeout_s`."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=timeout_s)
+
+
 def wait_for_runs(base: str, server: subprocess.Popen, expected: int) -> None:
     """Until TensorBoard's HTTP API lists `expected` runs (it loads the event files in the background)."""
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -115,12 +125,7 @@ def shoot(logdir: Path, out_dir: Path = IMAGES, settle_s: float = 8.0) -> list[P
             finally:
                 browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
+        stop(server)
     return saved
 
 

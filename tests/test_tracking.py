@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from course.screenshots import free_port, stop
 from going_modular import engine
 from going_modular.tracking import TAGS, create_writer, find_runs, log_to, read_scalars
 
@@ -151,12 +151,6 @@ def test_reader_refuses_a_folder_without_event_files(tmp_path):
 
 
 # --------------------------------------------------------------------------- the real server
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=5) as response:
         assert response.status == 200
@@ -194,12 +188,7 @@ def test_tensorboard_server_answers_with_the_scalars(logged, load_fast):
             assert [step for _, step, _ in rows] == list(range(1, EPOCHS + 1)), tag
             assert [value for _, _, value in rows] == pytest.approx(results[key], rel=1e-6, abs=1e-7), tag
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
+        stop(server)
         server.stdout.close()
         stop_deadline = time.monotonic() + 15
         for child in descendants:  # e.g. the Rust data server that --load_fast starts; it exits with its parent
