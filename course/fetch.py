@@ -12,8 +12,10 @@ lessons 06-09 pick torchvision's real weights up from the cache even with `DATA 
 
 Verification: the datasets go through the course's one download helper with their pins
 (SHA-256 for FashionMNIST, git blob ids for the pizza_steak_sushi zips; torchvision's MD5 for
-Food-101), the weights through torch.hub with torchvision's own check (the SHA-256 prefix in
-the file name). An asset already in the cache is not downloaded again.
+Food-101), torchvision's weights through torch.hub with torchvision's own check (the SHA-256
+prefix in the file name). The book's horse2zebra generator and horse photo (lesson 10, from
+Deep Learning with PyTorch's code repository at one commit) go through the download helper
+with git blob ids, into data/dlwpt_p1ch2/. An asset already in the cache is not downloaded again.
 """
 from __future__ import annotations
 
@@ -86,6 +88,16 @@ def _weights(arch: str) -> Callable[[Path], str]:
     return fetch
 
 
+def _book(which: str) -> Callable[[Path], str]:
+    """One of the book's chapter-2 files (lesson 10), downloaded through the one helper, git-blob pinned."""
+    def fetch(root: Path) -> str:
+        from course import weights
+
+        path, how = weights.book_file(getattr(weights, which), root)
+        return f"{path} (already cached)" if how.startswith("from the local cache") else str(path)
+    return fetch
+
+
 ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("fashion_mnist", "dataset", "30 MB", "lesson 03", _digits),
     Asset("pizza_steak_sushi", "dataset", "16 MB", "lessons 04-09", _food("10%")),
@@ -94,6 +106,8 @@ ASSETS: dict[str, Asset] = {a.name: a for a in (
     Asset("efficientnet_b0", "weights", "21 MB", "lessons 06, 07", _weights("efficientnet_b0")),
     Asset("efficientnet_b2", "weights", "36 MB", "lessons 07, 09", _weights("efficientnet_b2")),
     Asset("vit_b_16", "weights", "330 MB", "lessons 08, 09", _weights("vit_b_16")),
+    Asset("horse2zebra", "weights", "46 MB", "lesson 10 (the book's CycleGAN)", _book("HORSE2ZEBRA")),
+    Asset("horse_jpg", "dataset", "<1 MB", "lesson 10 (the book's horse photo)", _book("HORSE_JPG")),
 )}
 
 
@@ -139,7 +153,8 @@ def add_parser(sub) -> None:
 def command_fetch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     assets = select(args.only)
     if args.list:
-        print(f"datasets go under {args.root}; weights under {Path(torch.hub.get_dir()) / 'checkpoints'}")
+        print(f"datasets go under {args.root}; torchvision's weights under {Path(torch.hub.get_dir()) / 'checkpoints'}; "
+              f"the book's files (lesson 10) under {args.root / 'dlwpt_p1ch2'}")
         for a in assets:
             print(f"{a.name:30} {a.kind:8} {a.size:>7}  {a.used_by}")
         return 0

