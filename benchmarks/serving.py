@@ -1,6 +1,6 @@
 """FoodVision Mini served over HTTP against its model alone: side by side, in one run.
 
-    python benchmarks/serving.py [--app demos/foodvision_mini] [--clients 1,8,16] [--seconds 5]
+    python benchmarks/serving.py [--app demos/foodvision_mini] [--clients 1,8,16] [--seconds 5] [--rounds 1]
                                  [--setting "FOODVISION_BATCH=1 FOODVISION_THREADS=1"] ... [--json out.json]
 
 Each app folder (`--app`, repeatable; default the lesson's `demos/foodvision_mini`) is started as
@@ -15,13 +15,18 @@ variables for the app, repeatable; default: the app's own defaults). Then:
   event id), then `GET /gradio_api/call/predict/<event id>`, an event stream read until its
   `complete` event. The clients are coroutines of one asyncio loop in this process;
 - printed per level: requests per second (answered requests / seconds), p50 and p95 of the
-  request latency, and how many requests failed.
+  request latency, how many requests failed, and the CPU time the server and the clients used per
+  request (user + system, all threads): where that time goes, whatever share of the cores the
+  benchmark got.
 
-The model alone is measured in this process, in the same run, before and after the served levels
-(their mean is used): the app's own `FoodVisionMini.predict(path)` called back to back on the same
-photo (file in, probabilities out, one call at a time), at each onnxruntime thread count in
-`--model-threads`. The ratio printed is served requests/s at the highest client count over the
-faster of those. The load average (other programs on the machine) is printed at the start and
+All servers run for the whole benchmark and are driven one at a time; with `--rounds N` every
+server's levels are driven N times in turn, so a change in the machine's load hits every setting,
+and the summary gives the median over rounds.
+
+The model alone is measured in this process, in the same run: the app's own
+`FoodVisionMini.predict(path)` called back to back on the same photo (file in, probabilities out,
+one call at a time, no batching), at each onnxruntime thread count in `--model-threads`, before
+every round and after the last. The ratio printed is served requests/s over the faster of those. The load average (other programs on the machine) is printed at the start and
 the end: on a shared machine, compare rows of one run, not runs.
 
 Bounded in time: every level stops sending at `--seconds`; answers still missing
@@ -212,6 +217,7 @@ def main() -> None:
                         help="environment for the app, e.g. 'FOODVISION_BATCH=1' (repeatable; default: none)")
     parser.add_argument("--clients", default="1,8,16", help="concurrent clients per level")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per level")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; each runs every server's levels in turn")
     parser.add_argument("--warmup", type=float, default=1.0, help="untimed seconds before each level")
     parser.add_argument("--grace", type=float, default=15.0, help="seconds to wait for answers after a level")
     parser.add_argument("--startup", type=float, default=120.0, help="seconds the app may take to start")
@@ -232,38 +238,47 @@ def main() -> None:
     levels = [int(n) for n in args.clients.split(",")]
     thread_counts = [int(n) for n in args.model_threads.split(",")]
     settings = [parse_setting(s) for s in (args.setting or [""])]
-    print(f"photo: {image.name} | cores: {os.cpu_count()} | load average at start: "
-          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
-
     model_app = (args.model_app or apps[-1]).resolve()
-    alone = {t: [model_alone(model_app, image, t, args.seconds)] for t in thread_counts}
-    results = []
-    for app_dir in apps:
-        for setting in settings:
-            label = f"{app_dir.name} {' '.join(f'{k}={v}' for k, v in setting.items())}".strip()
-            with served(app_dir, setting, args.startup) as (url, process):
+    print(f"photo: {image.name} | cores: {os.cpu_count()} | load average at start: "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()), flush=True)
+
+    alone = {t: [] for t in thread_counts}
+    results, answer = [], None
+    with contextlib.ExitStack() as stack:  # every server runs for the whole benchmark; one is driven at a time
+        servers = []
+        for app_dir in apps:
+            for setting in settings:
+                label = f"{app_dir.name} {' '.join(f'{k}={v}' for k, v in setting.items())}".strip()
+                servers.append((label, *stack.enter_context(served(app_dir, setting, args.startup))))
+        for round_ in range(1, args.rounds + 1):
+            for t in thread_counts:
+                alone[t].append(model_alone(model_app, image, t, args.seconds))
+            for label, url, process in servers:
                 rows, answer = asyncio.run(drive(url, process.pid, image, levels, args.seconds, args.warmup,
                                                  args.grace, args.api))
-            for row in rows:
-                results.append({"app": label, **row})
-                print(f"{label:<48} {row['clients']:>3} clients: {row['per_s']:6.1f} requests/s, p50 "
-                      f"{row['p50_ms']:6.1f} ms, p95 {row['p95_ms']:6.1f} ms ({row['requests']} answered, "
-                      f"{row['failed']} failed); CPU per request: server {row['server_cpu_ms']:.1f} ms, "
-                      f"client {row['client_cpu_ms']:.1f} ms", flush=True)
-    for t in thread_counts:
-        alone[t].append(model_alone(model_app, image, t, args.seconds))
+                for row in rows:
+                    results.append({"app": label, "round": round_, **row})
+                    print(f"round {round_} {label:<44} {row['clients']:>3} clients: {row['per_s']:6.1f} requests/s, "
+                          f"p50 {row['p50_ms']:6.1f} ms, p95 {row['p95_ms']:6.1f} ms ({row['requests']} answered, "
+                          f"{row['failed']} failed); CPU per request: server {row['server_cpu_ms']:.1f} ms, "
+                          f"client {row['client_cpu_ms']:.1f} ms", flush=True)
+        for t in thread_counts:
+            alone[t].append(model_alone(model_app, image, t, args.seconds))
     best = 0.0
     for t, runs in alone.items():
-        per_s = statistics.fmean(r["per_s"] for r in runs)
+        per_s = statistics.median(r["per_s"] for r in runs)
         best = max(best, per_s)
-        print(f"model alone, {t} thread(s): {per_s:6.1f} predictions/s (before the served runs "
-              f"{runs[0]['per_s']:.1f}, after {runs[1]['per_s']:.1f}); p50 {runs[0]['p50_ms']:.1f} / "
-              f"{runs[1]['p50_ms']:.1f} ms; CPU per prediction {statistics.fmean(r['cpu_ms'] for r in runs):.1f} ms")
-    top = max(levels)
-    for row in results:
-        if row["clients"] == top:
-            print(f"{row['app']}: {top} clients served {row['per_s']:.1f} requests/s = "
-                  f"{row['per_s'] / best:.2f}x the model alone ({best:.1f}/s)")
+        print(f"model alone, {t} thread(s): {per_s:6.1f} predictions/s (median of {len(runs)} runs: "
+              + ", ".join(f"{r['per_s']:.1f}" for r in runs) + f"); p50 {statistics.median(r['p50_ms'] for r in runs):.1f} ms; "
+              f"CPU per prediction {statistics.median(r['cpu_ms'] for r in runs):.1f} ms")
+    print(f"summary (median over {args.rounds} round(s)):")
+    for label, *_ in servers:
+        for clients in levels:
+            rows = [r for r in results if r["app"] == label and r["clients"] == clients]
+            per_s = statistics.median(r["per_s"] for r in rows)
+            print(f"  {label:<44} {clients:>3} clients: {per_s:6.1f} requests/s = {per_s / best:.2f}x the model alone "
+                  f"({best:.1f}/s); p50 {statistics.median(r['p50_ms'] for r in rows):.1f} ms, "
+                  f"p95 {statistics.median(r['p95_ms'] for r in rows):.1f} ms")
     print("load average at the end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if args.json:
         args.json.write_text(json.dumps({"served": results, "model_alone": alone, "answer": answer,

@@ -24,11 +24,12 @@ def make_predict(model: FoodVisionMini):
 
     def predict(image_path: str | None) -> tuple[dict[str, float], float]:
         if image_path is None:
-            raise gr.Error("No image yet: upload a photo of pizza, steak or sushi, or click an example.")
+            raise gr.Error("No image yet: upload a photo of pizza, steak or sushi, or click an example.",
+                           print_exception=False)
         try:
             probabilities, seconds = model.predict(image_path)
-        except BadImage as error:
-            raise gr.Error(str(error)) from None
+        except BadImage as error:  # shown to the person who uploaded; not a fault of the server, so not logged
+            raise gr.Error(str(error), print_exception=False) from None
         return probabilities, round(seconds, 4)
 
     return predict
