@@ -287,3 +287,16 @@ def test_feature_loaders_with_a_validation_split(food_dirs):
     assert len(only_val) == 2 and len(only_val[1].dataset) == 3  # the test set left alone
     with pytest.raises(ValueError, match="no val_dataloader"):
         feature_dataloaders(backbone, train_images, None, "cpu")
+
+
+def test_chunks_give_the_whole_batch_features_and_bad_chunks_are_named(images):
+    loader, X, _ = images
+    backbone, _ = backbone_and_head(tiny_model())
+    whole = extract_features(backbone, loader, "cpu", chunk=len(X)).tensors[0]
+    for chunk in (None, 1, 3):
+        torch.testing.assert_close(extract_features(backbone, loader, "cpu", chunk=chunk).tensors[0], whole,
+                                   atol=1e-5, rtol=1e-5)
+    assert all(p.is_contiguous() for p in backbone.parameters())  # the backbone's own layout is left alone
+    for bad in (0, -2, 2.5, True, "4"):
+        with pytest.raises(ValueError, match=rf"chunk={bad!r} is not a positive int"):
+            extract_features(backbone, loader, "cpu", chunk=bad)
