@@ -14,7 +14,8 @@ Skipped, as in ../shared/tools/prose_numbers.py: headings, `code literals`, sing
 lesson/section/exercise/figure/table/step references and lesson ranges such as 00-05.
 
 Lesson prose also speaks to a learner: the project's tooling words (papermill, nbval, regression
-test) belong in the README and the tests, not in a lesson's markdown.
+test, the time budget, the default profile) belong in the README and the tests, not in a lesson's
+markdown.
 
     python -m course.prose notebooks/04_pytorch_custom_datasets.ipynb   # lists offenders
 """
@@ -32,7 +33,7 @@ REFERENCE = re.compile(
     r"(?i)\b(lessons?|sections?|§|equations?|eq\.|tables?|figures?|fig\.|exercises?|steps?|parts?|cells?|"
     r"chapters?|notebooks?)\s+[\d.,\s–-]+(and\s+[\d.]+)?"
 )
-TOOLING_WORDS = re.compile(r"(?i)\b(papermill|nbval|regression tests?)\b")
+TOOLING_WORDS = re.compile(r"(?i)\b(papermill|nbval|regression tests?|(?:time )?budgets?|default profile)\b")
 
 
 @dataclass(frozen=True)

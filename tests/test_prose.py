@@ -48,3 +48,6 @@ def test_the_check_catches_a_stale_number(tmp_path):
     assert offenders(notebook("Test accuracy is 0.79 after training.", "0.79\n")) == []
     assert offenders(notebook("The paper reports 88.55 % ([ViT, Table 2](https://arxiv.org/abs/2010.11929)).", "")) == []
     assert [o.number for o in tooling_words(notebook("nbval compares this cell.", ""))] == ["nbval"]
+    assert [o.number for o in tooling_words(notebook("This stays within the time budget of the default profile.", ""))] \
+        == ["time budget", "default profile"]
+    assert tooling_words(notebook("A profile of the model shows where the time goes.", "")) == []

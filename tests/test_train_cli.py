@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
@@ -304,6 +305,100 @@ def test_the_original_course_calls_run_on_the_package(data, tmp_path, capsys):
     x = torch.rand(2, 3, 64, 64)
     model.eval(), loaded.eval()
     assert torch.equal(model(x), loaded(x))
+
+
+# The original course's going_modular/train.py, as its lesson 05 writes it (mrdbourke/pytorch-deep-learning,
+# going_modular/going_modular/train.py, MIT licence): kept here word for word so the test runs it unchanged.
+ORIGINAL_TRAIN_PY = '''"""
+Trains a PyTorch image classification model using device-agnostic code.
+"""
+
+import os
+import torch
+import data_setup, engine, model_builder, utils
+
+from torchvision import transforms
+
+# Setup hyperparameters
+NUM_EPOCHS = 5
+BATCH_SIZE = 32
+HIDDEN_UNITS = 10
+LEARNING_RATE = 0.001
+
+# Setup directories
+train_dir = "data/pizza_steak_sushi/train"
+test_dir = "data/pizza_steak_sushi/test"
+
+# Setup target device
+device = "cuda" if torch.cuda.is_available() else "cpu"
+
+# Create transforms
+data_transform = transforms.Compose([
+  transforms.Resize((64, 64)),
+  transforms.ToTensor()
+])
+
+# Create DataLoaders with help from data_setup.py
+train_dataloader, test_dataloader, class_names = data_setup.create_dataloaders(
+    train_dir=train_dir,
+    test_dir=test_dir,
+    transform=data_transform,
+    batch_size=BATCH_SIZE
+)
+
+# Create model with help from model_builder.py
+model = model_builder.TinyVGG(
+    input_shape=3,
+    hidden_units=HIDDEN_UNITS,
+    output_shape=len(class_names)
+).to(device)
+
+# Set loss and optimizer
+loss_fn = torch.nn.CrossEntropyLoss()
+optimizer = torch.optim.Adam(model.parameters(),
+                             lr=LEARNING_RATE)
+
+# Start training with help from engine.py
+engine.train(model=model,
+             train_dataloader=train_dataloader,
+             test_dataloader=test_dataloader,
+             loss_fn=loss_fn,
+             optimizer=optimizer,
+             epochs=NUM_EPOCHS,
+             device=device)
+
+# Save the model with help from utils.py
+utils.save_model(model=model,
+                 target_dir="models",
+                 model_name="05_going_modular_script_mode_tinyvgg_model.pth")
+'''
+
+
+def test_the_original_train_py_runs_unchanged_as_a_process(tmp_path, make_folder):
+    """`python going_modular/train.py` with the original file beside our modules: it trains, saves, and the
+    saved state_dict loads into our TinyVGG with weights_only=True."""
+    import shutil
+
+    package = tmp_path / "going_modular"
+    package.mkdir()
+    source = Path(engine.__file__).parent
+    for module in source.glob("*.py"):  # our modules, as the original's folder holds its own
+        if module.name != "train.py":
+            shutil.copyfile(module, package / module.name)
+    (package / "train.py").write_text(ORIGINAL_TRAIN_PY)
+    make_folder(tmp_path / "data" / "pizza_steak_sushi" / "train", per_class=4, seed=1)
+    make_folder(tmp_path / "data" / "pizza_steak_sushi" / "test", per_class=2, seed=2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "going_modular/train.py"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    epochs = re.findall(r"Epoch: (\d+) \| train_loss: [\d.]+ \| train_acc: [\d.]+ \| test_loss: [\d.]+ \| test_acc: [\d.]+",
+                        done.stdout)
+    assert epochs == ["1", "2", "3", "4", "5"], done.stdout[-2000:]
+    saved = tmp_path / "models" / "05_going_modular_script_mode_tinyvgg_model.pth"
+    model = TinyVGG(input_shape=3, hidden_units=10, output_shape=3)
+    model.load_state_dict(torch.load(saved, weights_only=True))
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 3)
 
 
 def test_old_import_paths_still_work():
