@@ -49,7 +49,6 @@ for 2 epochs, scored 0.41; 3,540 images for 10 epochs, 0.73.)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -60,6 +59,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from going_modular.download import sha256_of  # the package's one SHA-256 of a file
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 WEIGHTS_FILE = ASSETS / "vit_tiny_p16_96_distilled_from_efficientnet_lite0.pt"
@@ -236,15 +237,6 @@ def distil(recipe: dict = RECIPE, *, progress: bool = True) -> tuple[nn.Module, 
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
     log["total_s"] = round(time.perf_counter() - started, 1)
     return student.eval(), log
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def save(student: nn.Module, path: str | Path = WEIGHTS_FILE) -> str:
