@@ -121,10 +121,9 @@ def extract_features(backbone: nn.Module, dataloader: Iterable, device: torch.de
         amp: None (float32), "bf16" or "fp16" mixed precision, as in `engine.train`; the stored
             features are float32 either way.
         chunk: Images per backbone call. None: `CPU_CHUNK` on a CPU, the whole batch elsewhere. On a
-            CPU, image batches also go in as channels-last. A convolutional network's activations
-            for 32 images of 260 px do not fit in a CPU's caches: there, a few images at a time in
-            channels-last layout run several times faster per image than the whole batch (lesson 06,
-            section 5.4). The features agree with one call on the whole batch to float rounding.
+            CPU, image batches also go in as channels-last. Lesson 06, section 5.4 times both against
+            one call on a whole batch of 32 (there, about half the time per image); the features
+            agree with that call's to float rounding.
 
     Returns:
         TensorDataset(features, labels): features float32 (N, D) and labels int64 (N,), on the CPU.
