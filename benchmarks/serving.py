@@ -13,11 +13,16 @@ variables for the app, repeatable; default: the app's own defaults). Then:
   wait for its answer, and send the next, for `--seconds` after a short warm-up. A request is
   what a program calling the app does: `POST /gradio_api/call/predict` (the queue answers with an
   event id), then `GET /gradio_api/call/predict/<event id>`, an event stream read until its
-  `complete` event. The clients are coroutines of one asyncio loop in this process;
+  `complete` event. Each client keeps one Gradio session (a `session_hash`) for all its requests,
+  as a browser tab or `gradio_client.Client` does (`--session-per-request` starts a new session
+  for every request instead, which costs the server more). The clients are coroutines of one
+  asyncio loop in this process;
 - printed per level: requests per second (answered requests / seconds), p50 and p95 of the
   request latency, how many requests failed, and the CPU time the server and the clients used per
   request (user + system, all threads): where that time goes, whatever share of the cores the
-  benchmark got.
+  benchmark got. From those two the summary gives a ceiling: the most requests per second the
+  machine's cores could answer if every core did nothing but this work (cores x 1000 / CPU ms per
+  request, server and clients together), and the share of it that was reached.
 
 All servers run for the whole benchmark and are driven one at a time; with `--rounds N` every
 server's levels are driven N times in turn, so a change in the machine's load hits every setting,
@@ -48,6 +53,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +70,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served(app_dir: Path, env_settings: dict[str, str], startup_s: float):
-    """`python app.py` in `app_dir` on a free loopback port; yields its URL; always stopped afterwards."""
+    """`python app.py` in `app_dir` on a free loopback port, always stopped afterwards.
+
+    Yields (URL, process, ready): the process is started at once; `ready()` waits until it answers
+    (so that several servers can start side by side).
+    """
     port = free_port()
     env = {**os.environ, "PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **env_settings}
@@ -72,21 +82,24 @@ def served(app_dir: Path, env_settings: dict[str, str], startup_s: float):
     log = tempfile.NamedTemporaryFile("w+", prefix="serving_", suffix=".log", delete=False)
     process = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + startup_s
+    deadline = time.monotonic() + startup_s
+
+    def ready() -> None:
         while True:
             if process.poll() is not None:
                 raise SystemExit(f"{app_dir}/app.py exited with {process.returncode}:\n{Path(log.name).read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(url + "/", timeout=5) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise SystemExit(f"{url} did not answer within {startup_s:.0f} s:\n{Path(log.name).read_text()[-2000:]}")
             time.sleep(0.3)
-        yield url, process
+
+    try:
+        yield url, process, ready
     finally:
         if process.poll() is None:
             process.terminate()
@@ -107,9 +120,13 @@ async def upload(client, url: str, image: Path) -> dict:
     return {"path": response.json()[0], "orig_name": image.name, "meta": {"_type": "gradio.FileData"}}
 
 
-async def call(client, url: str, api: str, payload: dict) -> list:
-    """One request as a program makes it: POST /gradio_api/call/<api>, then read its event stream."""
-    response = await client.post(f"{url}/gradio_api/call/{api}", json={"data": [payload]})
+async def call(client, url: str, api: str, payload: dict, session: str | None = None) -> list:
+    """One request as a program makes it: POST /gradio_api/call/<api>, then read its event stream.
+
+    `session`: the Gradio session hash the request belongs to; None lets the server start a new one.
+    """
+    body = {"data": [payload]} if session is None else {"data": [payload], "session_hash": session}
+    response = await client.post(f"{url}/gradio_api/call/{api}", json=body)
     response.raise_for_status()
     event_id = response.json()["event_id"]
     event = None
@@ -133,7 +150,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def drive(url: str, server_pid: int, image: Path, levels: list[int], seconds: float, warmup_s: float,
-                grace_s: float, api: str) -> list[dict]:
+                grace_s: float, api: str, session_per_request: bool = False) -> list[dict]:
     """Requests/s, latency percentiles and CPU time per request for each number of concurrent clients."""
     import httpx
 
@@ -147,10 +164,11 @@ async def drive(url: str, server_pid: int, image: Path, levels: list[int], secon
             phase = {"timing": False, "stop": False}
 
             async def one_client():
+                session = None if session_per_request else uuid.uuid4().hex[:11]  # one per client, like a browser tab
                 while not phase["stop"]:
                     start = time.perf_counter()
                     try:
-                        await call(client, url, api, payload)
+                        await call(client, url, api, payload, session)
                     except Exception as error:  # noqa: BLE001 - a failed request is a result, counted below
                         if phase["timing"]:
                             failures.append(repr(error))
@@ -202,6 +220,11 @@ def model_alone(app_dir: Path, image: Path, threads: int, seconds: float) -> dic
             "p50_ms": 1000 * float(p50), "p95_ms": 1000 * float(p95), "cpu_ms": 1000 * cpu / len(times)}
 
 
+def ceiling_per_s(cpu_ms_per_request: float, cores: int | None = None) -> float:
+    """The most requests/s `cores` could answer if each request costs this much CPU and nothing else runs."""
+    return (cores or os.cpu_count() or 1) * 1000.0 / cpu_ms_per_request
+
+
 def parse_setting(text: str) -> dict[str, str]:
     pairs = [item.split("=", 1) for item in shlex.split(text)]
     if not all(len(pair) == 2 and pair[0] for pair in pairs):
@@ -226,6 +249,8 @@ def main() -> None:
                         help="the app folder whose model.py the model-alone runs use (default: the last --app)")
     parser.add_argument("--image", type=Path, default=None, help="the photo to send (default: the first example)")
     parser.add_argument("--api", default="predict", help="the app's api_name")
+    parser.add_argument("--session-per-request", action="store_true",
+                        help="start a new Gradio session for every request (default: one session per client)")
     parser.add_argument("--json", type=Path, default=None, help="also write every row to this JSON file")
     args = parser.parse_args()
 
@@ -250,13 +275,17 @@ def main() -> None:
             for setting in settings:
                 label = f"{app_dir.name} {' '.join(f'{k}={v}' for k, v in setting.items())}".strip()
                 servers.append((label, *stack.enter_context(served(app_dir, setting, args.startup))))
+        for _, _, _, ready in servers:  # all started side by side; wait until each answers
+            ready()
+        servers = [(label, url, process) for label, url, process, _ in servers]
         for round_ in range(1, args.rounds + 1):
             for t in thread_counts:
                 alone[t].append(model_alone(model_app, image, t, args.seconds))
             for label, url, process in servers:
                 rows, answer = asyncio.run(drive(url, process.pid, image, levels, args.seconds, args.warmup,
-                                                 args.grace, args.api))
+                                                 args.grace, args.api, args.session_per_request))
                 for row in rows:
+                    row["ceiling_per_s"] = ceiling_per_s(row["server_cpu_ms"] + row["client_cpu_ms"])
                     results.append({"app": label, "round": round_, **row})
                     print(f"round {round_} {label:<44} {row['clients']:>3} clients: {row['per_s']:6.1f} requests/s, "
                           f"p50 {row['p50_ms']:6.1f} ms, p95 {row['p95_ms']:6.1f} ms ({row['requests']} answered, "
@@ -276,9 +305,13 @@ def main() -> None:
         for clients in levels:
             rows = [r for r in results if r["app"] == label and r["clients"] == clients]
             per_s = statistics.median(r["per_s"] for r in rows)
+            cpu_ms = statistics.median(r["server_cpu_ms"] + r["client_cpu_ms"] for r in rows)
+            ceiling = ceiling_per_s(cpu_ms)
             print(f"  {label:<44} {clients:>3} clients: {per_s:6.1f} requests/s = {per_s / best:.2f}x the model alone "
                   f"({best:.1f}/s); p50 {statistics.median(r['p50_ms'] for r in rows):.1f} ms, "
-                  f"p95 {statistics.median(r['p95_ms'] for r in rows):.1f} ms")
+                  f"p95 {statistics.median(r['p95_ms'] for r in rows):.1f} ms; CPU {cpu_ms:.1f} ms per request "
+                  f"(server + clients): the {os.cpu_count()} cores could answer at most {ceiling:.1f}/s, "
+                  f"{per_s / ceiling:.0%} of it reached")
     print("load average at the end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if args.json:
         args.json.write_text(json.dumps({"served": results, "model_alone": alone, "answer": answer,

@@ -419,6 +419,33 @@ def test_twenty_concurrent_requests_all_answer_right(client, examples, app_serve
     assert answers(client, examples[0]) == true_class(examples[0])
 
 
+def load_serving_benchmark():
+    """benchmarks/serving.py as a module (the benchmarks folder is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serving_benchmark", ROOT / "benchmarks" / "serving.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_serving_benchmark_drives_the_app_and_counts_its_cpu(app_server, examples):
+    import asyncio
+
+    serving = load_serving_benchmark()
+    url, process = app_server[0].rstrip("/"), app_server[1]
+    rows, answer = asyncio.run(serving.drive(url, process.pid, examples[0], [1, 4], seconds=0.6, warmup_s=0.2,
+                                             grace_s=30, api="predict"))
+    assert answer[0]["label"] == true_class(examples[0])
+    assert [row["clients"] for row in rows] == [1, 4]
+    for row in rows:
+        assert row["requests"] > 0 and row["failed"] == 0, row
+        assert row["p50_ms"] <= row["p95_ms"] and row["server_cpu_ms"] > 0 and row["client_cpu_ms"] > 0, row
+    assert serving.ceiling_per_s(40.0, cores=2) == 50.0  # two cores, 40 ms of CPU per request
+    with pytest.raises(SystemExit, match=r"--setting 'FOODVISION_BATCH': expected KEY=VALUE"):
+        serving.parse_setting("FOODVISION_BATCH")  # no value: the message names it and the form expected
+
+
 # --------------------------------------------------------------------------- the app on its own
 def test_app_refuses_a_bad_port():
     env = {**os.environ, "PORT": "not-a-port"}
