@@ -17,7 +17,8 @@ variables for the app, repeatable; default: the app's own defaults). Then:
   as a browser tab or `gradio_client.Client` does (`--session-per-request` starts a new session
   for every request instead, which costs the server more). The clients are coroutines of one
   asyncio loop in this process;
-- printed per level: requests per second (answered requests / seconds), p50 and p95 of the
+- printed per level: requests per second (requests answered inside the timed window / its seconds;
+  the answers still on their way when it closes are awaited, and checked for errors, but not counted), p50 and p95 of the
   request latency, how many requests failed, and the CPU time the server and the clients used per
   request (user + system, all threads): where that time goes, whatever share of the cores the
   benchmark got. From those two the summary gives a ceiling: the most requests per second the
@@ -173,7 +174,7 @@ async def drive(url: str, server_pid: int, image: Path, levels: list[int], secon
                         if phase["timing"]:
                             failures.append(repr(error))
                         continue
-                    if phase["timing"]:
+                    if phase["timing"] and not phase["stop"]:  # answered inside the timed window: counted
                         latencies.append(time.perf_counter() - start)
 
             tasks = [asyncio.create_task(one_client()) for _ in range(clients)]
@@ -192,6 +193,7 @@ async def drive(url: str, server_pid: int, image: Path, levels: list[int], secon
             answered = max(len(latencies), 1)
             rows.append({"clients": clients, "requests": len(latencies), "failed": len(failures),
                          "per_s": len(latencies) / elapsed, "p50_ms": 1000 * float(p50), "p95_ms": 1000 * float(p95),
+                         "mean_ms": 1000 * float(np.mean(latencies)) if latencies else float("nan"),
                          "server_cpu_ms": 1000 * server_cpu / answered, "client_cpu_ms": 1000 * client_cpu / answered})
         return rows, answer
 
